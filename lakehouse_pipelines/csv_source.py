@@ -1,0 +1,121 @@
+"""Reading a CSV drop: its header, its bytes' hash, and DuckDB's streaming reader over it.
+
+DuckDB parses the body (RFC 4180: quoted commas and newlines, `""` escapes, CRLF, a UTF-8 BOM) in parallel
+and in bounded memory, and reports the line of a ragged row or bad byte; this module turns those reports
+into one-line errors naming the file, line and problem. The header is read here, in Python, because its
+rules (no empty, duplicate or control-character names) are ours, not the parser's.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+from pathlib import Path
+
+from lakehouse_pipelines.errors import BadInput
+
+HEADER_LIMIT = 4 * 1024**2
+MAX_COLUMNS = 16_384
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_DUCKDB_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def sha256_file(path: Path, chunk_size: int = 4 * 1024**2) -> str:
+    """Hash the file in chunks; hashlib releases the GIL on large buffers, so this runs at disk speed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_header(path: Path, source: str) -> list[str]:
+    """The column names of the file's first record, validated."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER_LIMIT)
+        truncated = bool(f.read(1))
+    if not head.strip():
+        raise BadInput(source, "the file is empty: expected a header line", line=1)
+    if b"\x00" in head:
+        raise BadInput(source, "binary data (NUL bytes): this is not a CSV text file")
+    if truncated and b"\n" not in head and b"\r" not in head:
+        raise BadInput(source, f"the header line is longer than {HEADER_LIMIT // 1024**2} MiB", line=1)
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        text = decoder.decode(head, final=not truncated)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        raise BadInput(source, f"invalid UTF-8 at byte {exc.start}", line=line) from None
+    try:
+        names = next(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as exc:
+        raise BadInput(source, f"malformed header: {exc}", line=1) from None
+    return validate_header([n.strip() for n in names], source)
+
+
+def validate_header(names: list[str], source: str) -> list[str]:
+    """Reject headers that would make an ambiguous table: empty, duplicate (in any case), or unprintable names."""
+    if len(names) > MAX_COLUMNS:
+        raise BadInput(source, f"{len(names)} columns is more than the limit of {MAX_COLUMNS}", line=1)
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise BadInput(source, f"empty column name at position {position}", line=1)
+        if _CONTROL.search(name):
+            raise BadInput(source, f"control character in column name at position {position}", line=1)
+        folded = name.casefold()
+        if folded in seen:
+            # SQL identifiers are case-insensitive, so `Zip` and `zip` would be one column to every query.
+            raise BadInput(
+                source,
+                f"duplicate column name {name!r} (positions {seen[folded]} and {position})",
+                line=1,
+                column=name,
+            )
+        seen[folded] = position
+    return names
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_csv_sql(path: Path, names: list[str]) -> str:
+    """A DuckDB relation over the file's body with every column as text, strict about RFC 4180.
+
+    Sniffing is off: the header is ours and types are inferred by our rules, from every row.
+    """
+    columns = ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names)
+    return (
+        f"read_csv({quote_literal(str(path))}, header = true, auto_detect = false, delim = ',', "
+        f"quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+        f"encoding = 'utf-8', columns = {{{columns}}})"
+    )
+
+
+def csv_error(exc: Exception, source: str) -> BadInput:
+    """Turn DuckDB's multi-line CSV report into one line naming the file, line and problem."""
+    message = str(exc)
+    match = _DUCKDB_LINE.search(message)
+    line = int(match.group(1)) if match else None
+    if columns := _DUCKDB_COLUMNS.search(message):
+        problem = f"expected {columns.group(1)} fields, found {columns.group(2)} (ragged row)"
+    elif "Invalid unicode" in message:
+        problem = "invalid UTF-8 (the file must be UTF-8 text)"
+    elif "unterminated quote" in message:
+        problem = "a quoted field is never closed"
+    elif "Maximum line size" in message:
+        problem = "a line is longer than the reader's limit"
+    elif "quote" in message.lower():
+        problem = "a quote inside an unquoted field or text after a closing quote"
+    else:
+        problem = "the file is not valid CSV"
+    return BadInput(source, problem, line=line)

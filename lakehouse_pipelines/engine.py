@@ -1,0 +1,44 @@
+"""DuckDB connections with the extensions this project needs, loaded offline from installed packages.
+
+Locked-down hosts (and this one) cannot download extensions, so `icu` (time zones) and `httpfs` (s3://)
+come from the `duckdb-extension-*` wheels and are loaded by path. Every connection is pinned to UTC so a
+timestamp means the same instant on every machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import duckdb
+
+
+def extension_path(name: str) -> Path:
+    """The extension file shipped by the `duckdb-extension-<name>` package for this DuckDB version."""
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    return (
+        Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    )
+
+
+def connect(*, memory_limit: str, scratch: Path | None = None, s3: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection bounded in memory, spilling to `scratch`, in UTC; with httpfs if `s3`."""
+    config = {
+        "memory_limit": memory_limit,
+        "threads": os.cpu_count() or 1,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if scratch is not None:
+        config["temp_directory"] = str(scratch / "duckdb")
+    con = duckdb.connect(config=config)
+    load_extension(con, "icu")
+    con.execute("SET TimeZone = 'UTC'")
+    if s3:
+        load_extension(con, "httpfs")
+    return con
+
+
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"LOAD '{extension_path(name)}'")

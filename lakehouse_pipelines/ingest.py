@@ -1,0 +1,167 @@
+"""CSV drop → typed, zstd Parquet in the lake → registered in the catalog. Plain Python, no Dagster.
+
+Order matters for consistency: hash the source (a known source is a no-op), infer its schema from every
+row, refuse drift before writing anything, convert into a private staging file, check the contract, publish
+the immutable content-addressed object, and only then swap the manifest. A crash at any step leaves the
+previous state or the new one; never a visible partial file, never a manifest naming a missing object.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from lakehouse_pipelines import contracts, engine
+from lakehouse_pipelines.catalog import DataObject, Manifest, RegisterStatus
+from lakehouse_pipelines.csv_source import csv_error, quote_literal, read_csv_sql, read_header, sha256_file
+from lakehouse_pipelines.datasets import DatasetSpec
+from lakehouse_pipelines.errors import BadInput, SchemaDrift
+from lakehouse_pipelines.fingerprint import Column, schema_fingerprint
+from lakehouse_pipelines.identity import object_key, validate_dataset_name
+from lakehouse_pipelines.inference import cast_sql, infer_schema
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.storage import S3Storage
+
+# Small row groups keep a point lookup's read (and the wide resume column it decompresses) small;
+# min/max statistics per group let DuckDB skip the rest.
+ROW_GROUP_ROWS = 32_768
+DUCKDB_MEMORY_LIMIT = "256MB"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    dataset: str
+    source: str
+    status: RegisterStatus
+    manifest: Manifest
+    object: DataObject
+    columns: tuple[Column, ...]
+    seconds: float
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest.schema_fingerprint
+
+
+def ingest(
+    lake: Lake,
+    source: str,
+    dataset: str | DatasetSpec,
+    *,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest one CSV (a local path or an s3:// URI) into `dataset`."""
+    spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(name=validate_dataset_name(dataset))
+    say = progress or (lambda _stage: None)
+    started = time.perf_counter()
+    with _local_copy(source, lake.scratch) as path:
+        _check_size(path, source, lake.max_file_bytes)
+        say("hashing")
+        source_sha256 = sha256_file(path)
+        current = lake.catalog.find(spec.name)
+        if current is not None and current.has_source(source_sha256):
+            obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
+            return IngestResult(spec.name, source, "existing", current, obj, current.columns, _since(started))
+        names = read_header(path, source)
+        with _duckdb(lake.scratch) as con, _staging_file(lake.scratch) as staged:
+            relation = read_csv_sql(path, names)
+            say("inferring types")
+            schema = _csv_step(source, lambda: infer_schema(con, relation, names))
+            lake.catalog.check_compatible(spec.name, schema.columns)
+            say("writing parquet")
+            rows = _csv_step(source, lambda: _write_parquet(con, relation, cast_sql(schema), staged))
+            if spec.contract:
+                say("checking contract")
+                contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
+            fingerprint = schema_fingerprint(schema.columns)
+            obj = DataObject(
+                key=object_key(spec.name, fingerprint, source_sha256),
+                rows=rows,
+                bytes=staged.stat().st_size,
+                source=source,
+                source_sha256=source_sha256,
+            )
+            say("publishing")
+            created = lake.storage.publish(staged, obj.key)
+        try:
+            registration = lake.catalog.register(spec.name, schema.columns, obj)
+        except SchemaDrift:
+            if created:  # lost a race with a drifting writer: take back what only we referenced
+                lake.storage.delete(obj.key)
+            raise
+    return IngestResult(
+        spec.name, source, registration.status, registration.manifest, obj, schema.columns, _since(started)
+    )
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, relation: str, select: str, staged: Path) -> int:
+    (rows,) = con.execute(
+        f"COPY (SELECT {select} FROM {relation}) TO {quote_literal(str(staged))} "
+        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    ).fetchone()
+    with open(staged, "rb") as f:
+        os.fsync(f.fileno())
+    return int(rows)
+
+
+def _csv_step(source: str, step: Callable):
+    """Run a step that reads the CSV, turning DuckDB's parse errors into a BadInput naming file and line."""
+    try:
+        return step()
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        raise csv_error(exc, source) from None
+
+
+def _check_size(path: Path, source: str, limit: int) -> None:
+    size = path.stat().st_size
+    if size > limit:
+        raise BadInput(source, f"{size:,} bytes is over the {limit:,}-byte limit (LAKEHOUSE_MAX_FILE_BYTES)")
+
+
+@contextmanager
+def _duckdb(scratch: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = engine.connect(memory_limit=DUCKDB_MEMORY_LIMIT, scratch=scratch)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def _staging_file(scratch: Path) -> Iterator[Path]:
+    path = scratch / f"staging-{uuid.uuid4().hex}.parquet"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _local_copy(source: str, scratch: Path) -> Iterator[Path]:
+    """The source as a local file: itself, or a download of an s3:// object removed afterwards."""
+    if not source.startswith("s3://"):
+        path = Path(source)
+        if not path.is_file():
+            raise BadInput(source, "no such file")
+        yield path
+        return
+    bucket, _, key = source.removeprefix("s3://").partition("/")
+    download = scratch / f"download-{uuid.uuid4().hex}.csv"
+    try:
+        S3Storage(f"s3://{bucket}").download(key, download)
+        yield download
+    finally:
+        download.unlink(missing_ok=True)
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
