@@ -9,7 +9,8 @@ from lakehouse_pipelines.errors import InvalidKey, InvalidName
 
 DATASET_NAMESPACE = uuid.UUID("a8f3c1d2-4e5b-5a6c-9d8e-7f0a1b2c3d4e")
 DATASET_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_KEY_SEGMENT = re.compile(r"[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*")
+# Landing drops may have spaces, commas or parentheses in their names; nothing else needs more.
+_KEY_SEGMENT = re.compile(r"[A-Za-z0-9_=+@,()-][A-Za-z0-9 ._=+@,()-]*")
 
 
 def validate_dataset_name(name: str) -> str:

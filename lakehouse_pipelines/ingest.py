@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from lakehouse_pipelines import contracts, engine
 from lakehouse_pipelines.catalog import DataObject, Manifest, RegisterStatus
@@ -38,6 +39,20 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class PublishedDrop:
+    """A drop whose Parquet object is in the lake; registering it is the next, separate step."""
+
+    dataset: str
+    source: str
+    columns: tuple[Column, ...]
+    object: DataObject
+    created: bool  # this call published the object (so it may take it back on drift)
+    registered: bool  # the source was already in the dataset's manifest: nothing to do
+    seconds: float
+    sample: tuple[dict, ...] = ()  # the first converted rows, for a preview
+
+
+@dataclass(frozen=True)
 class IngestResult:
     dataset: str
     source: str
@@ -47,19 +62,21 @@ class IngestResult:
     columns: tuple[Column, ...]
     seconds: float
 
-    @property
-    def fingerprint(self) -> str:
-        return self.manifest.schema_fingerprint
-
 
 def ingest(
-    lake: Lake,
-    source: str,
-    dataset: str | DatasetSpec,
-    *,
-    progress: Progress | None = None,
+    lake: Lake, source: str, dataset: str | DatasetSpec, *, progress: Progress | None = None
 ) -> IngestResult:
-    """Ingest one CSV (a local path or an s3:// URI) into `dataset`."""
+    """Ingest one CSV (a local path or an s3:// URI) into `dataset`: publish, then register."""
+    started = time.perf_counter()
+    drop = publish_drop(lake, source, dataset, progress=progress)
+    result = register_drop(lake, drop)
+    return replace(result, seconds=_since(started))
+
+
+def publish_drop(
+    lake: Lake, source: str, dataset: str | DatasetSpec, *, progress: Progress | None = None
+) -> PublishedDrop:
+    """Convert a CSV into its content-addressed Parquet object in the lake, not yet registered."""
     spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(name=validate_dataset_name(dataset))
     say = progress or (lambda _stage: None)
     started = time.perf_counter()
@@ -70,7 +87,7 @@ def ingest(
         current = lake.catalog.find(spec.name)
         if current is not None and current.has_source(source_sha256):
             obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
-            return IngestResult(spec.name, source, "existing", current, obj, current.columns, _since(started))
+            return PublishedDrop(spec.name, source, current.columns, obj, False, True, _since(started))
         names = read_header(path, source)
         with _duckdb(lake.scratch) as con, _staging_file(lake.scratch) as staged:
             relation = read_csv_sql(path, names)
@@ -82,9 +99,8 @@ def ingest(
             if spec.contract:
                 say("checking contract")
                 contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
-            fingerprint = schema_fingerprint(schema.columns)
             obj = DataObject(
-                key=object_key(spec.name, fingerprint, source_sha256),
+                key=object_key(spec.name, schema_fingerprint(schema.columns), source_sha256),
                 rows=rows,
                 bytes=staged.stat().st_size,
                 source=source,
@@ -92,14 +108,27 @@ def ingest(
             )
             say("publishing")
             created = lake.storage.publish(staged, obj.key)
-        try:
-            registration = lake.catalog.register(spec.name, schema.columns, obj)
-        except SchemaDrift:
-            if created:  # lost a race with a drifting writer: take back what only we referenced
-                lake.storage.delete(obj.key)
-            raise
+            sample = first_rows(staged)
+    return PublishedDrop(spec.name, source, schema.columns, obj, created, False, _since(started), sample)
+
+
+def register_drop(lake: Lake, drop: PublishedDrop) -> IngestResult:
+    """Swap the dataset's manifest to include the drop's object (idempotent; drift refused)."""
+    started = time.perf_counter()
+    try:
+        registration = lake.catalog.register(drop.dataset, drop.columns, drop.object)
+    except SchemaDrift:
+        if drop.created:  # lost a race with a drifting writer: take back what only we referenced
+            lake.storage.delete(drop.object.key)
+        raise
     return IngestResult(
-        spec.name, source, registration.status, registration.manifest, obj, schema.columns, _since(started)
+        drop.dataset,
+        drop.source,
+        registration.status,
+        registration.manifest,
+        drop.object,
+        drop.columns,
+        _since(started),
     )
 
 
@@ -111,6 +140,14 @@ def _write_parquet(con: duckdb.DuckDBPyConnection, relation: str, select: str, s
     with open(staged, "rb") as f:
         os.fsync(f.fileno())
     return int(rows)
+
+
+def first_rows(parquet: Path, n: int = 5) -> tuple[dict, ...]:
+    """The first `n` rows of a Parquet file, reading one row group at most."""
+    file = pq.ParquetFile(parquet)
+    if file.num_row_groups == 0:
+        return ()
+    return tuple(file.read_row_group(0).slice(0, n).to_pylist())
 
 
 def _csv_step(source: str, step: Callable):
