@@ -1,0 +1,55 @@
+"""The real `dagster dev` (UI + daemon) loads the code location; its GraphQL API shows assets and sensors."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[1]
+QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+  name assetNodes { assetKey { path } } sensors { name sensorState { status } } } } } }"""
+
+
+def test_dagster_dev_serves_the_code_location(tmp_path):
+    home = tmp_path / "home"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    env = {**os.environ, "LAKEHOUSE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    dagster = Path(sys.executable).parent / "dagster"
+    process = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `dagster dev` ignores SIGTERM from a non-interactive parent otherwise
+    )
+    try:
+        wait_for_port(port, timeout=120)
+        nodes = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not nodes:
+            response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=30)
+            nodes = response.json()["data"]["repositoriesOrError"].get("nodes")
+            time.sleep(0.5)
+        assert nodes, "the code location never loaded"
+        assets = {"/".join(a["assetKey"]["path"]) for a in nodes[0]["assetNodes"]}
+        assert {"workers/parquet", "workers/manifest"} <= assets
+        sensors = {s["name"]: s["sensorState"]["status"] for s in nodes[0]["sensors"]}
+        assert sensors["landing_drop_sensor"] == "RUNNING"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
