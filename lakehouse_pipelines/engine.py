@@ -35,6 +35,7 @@ def connect(*, memory_limit: str, scratch: Path | None = None, s3: bool = False)
     con = duckdb.connect(config=config)
     load_extension(con, "icu")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # it would print into stdout of the CLI and of runs
     if s3:
         load_extension(con, "httpfs")
     return con

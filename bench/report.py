@@ -1,0 +1,35 @@
+"""Benchmark results as Markdown sections: bench/results/<name>.md, assembled into BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+def machine_note() -> str:
+    return f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, {datetime.now(UTC):%Y-%m-%d}"
+
+
+def write_section(name: str, title: str, command: str, lines: list[str]) -> Path:
+    """Write one benchmark's section (title, the command that produced it, the machine) and rebuild BENCHMARKS.md."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    body = [f"## {title}", "", f"Command: `{command}`  ", f"Machine: {machine_note()}", "", *lines, ""]
+    path.write_text("\n".join(body))
+    assemble()
+    return path
+
+
+def assemble() -> None:
+    """BENCHMARKS.md is every section in bench/results/, in name order, under one heading."""
+    sections = [p.read_text() for p in sorted(RESULTS.glob("*.md"))]
+    header = (
+        "# Benchmarks\n\nMeasured on this project's 2-core machines; each section says the command that produced\n"
+        "it. Figures are medians of interleaved rounds with min-max: these machines drift up to 2x minute to minute.\n\n"
+    )
+    (BENCH.parent / "BENCHMARKS.md").write_text(header + "\n".join(sections))
