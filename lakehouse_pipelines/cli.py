@@ -105,3 +105,19 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to bind; non-loopback needs LAKEHOUSE_API_TOKEN"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, help="worker processes (each opens its own DuckDB engine)"),
+    allow_remote: bool = typer.Option(False, help="serve a non-loopback address without a token"),
+) -> None:
+    """Serve the HTTP sidecar: SQL over the datasets, the catalog, and search."""
+    from lakehouse_pipelines.sidecar.server import serve as run_server
+
+    try:
+        run_server(host, port, workers, allow_remote)
+    except LakehouseError as exc:
+        fail(str(exc))

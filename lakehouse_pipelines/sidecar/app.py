@@ -1,0 +1,82 @@
+"""The FastAPI app factory: shared state on `app.state`, routers from their own modules, errors as JSON.
+
+`app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request) and
+`app.state.settings` (SidecarSettings) are built once per process; a router added later reads them from
+`request.app.state`. Every error is `{"error": "<message>"}` (or FastAPI's `detail` for validation),
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.sidecar import routes_catalog, routes_sql
+from lakehouse_pipelines.sidecar.access_log import AccessLog
+from lakehouse_pipelines.sidecar.auth import BearerAuth
+from lakehouse_pipelines.sidecar.formats import NotAcceptable
+from lakehouse_pipelines.sidecar.query import DataUnavailable
+from lakehouse_pipelines.sidecar.settings import SidecarSettings
+from lakehouse_pipelines.sidecar.views import ViewManager
+
+log = logging.getLogger("lakehouse.sidecar")
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFound, 404),
+    (InvalidName, 404),
+    (NotAcceptable, 406),
+    (DataUnavailable, 503),
+    (StorageUnavailable, 503),
+    (LakehouseError, 400),
+]
+
+
+def create_app(lake: Lake | None = None, settings: SidecarSettings | None = None) -> FastAPI:
+    """Build the sidecar for `lake` (default: from the environment); views are ready when this returns."""
+    lake = lake or Lake.open()
+    settings = settings or SidecarSettings.from_env()
+    views = ViewManager(lake, memory_limit=settings.memory_limit, refresh_interval=settings.refresh_interval)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        views.start()
+        try:
+            yield
+        finally:
+            views.close()
+
+    app = FastAPI(
+        title="lakehouse sidecar",
+        summary="Read-only SQL over the lake's datasets, and the catalog.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.lake = lake
+    app.state.views = views
+    app.state.settings = settings
+    app.include_router(routes_catalog.router)
+    app.include_router(routes_sql.router)
+    app.add_exception_handler(Exception, _error_response)
+    for error_type, _ in _STATUS:
+        app.add_exception_handler(error_type, _error_response)
+    if settings.token:
+        app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(AccessLog)
+    return app
+
+
+async def _error_response(request: Request, exc: Exception) -> JSONResponse:
+    for error_type, status in _STATUS:
+        if isinstance(exc, error_type):
+            return JSONResponse({"error": str(exc)}, status_code=status)
+    request_id = getattr(request.state, "request_id", "")
+    log.error(
+        "unhandled %s in %s %s (request %s)", type(exc).__name__, request.method, request.url.path, request_id
+    )
+    return JSONResponse({"error": f"internal error (request id {request_id})"}, status_code=500)

@@ -1,0 +1,92 @@
+"""The sidecar as users run it: an S3-backed lake on the moto server, and a real uvicorn process
+(uvloop + httptools) on a free loopback port in its own process group, plus the bind safety rule."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.sidecar.app import create_app
+from lakehouse_pipelines.sidecar.server import UnsafeBind, check_bind
+from lakehouse_pipelines.sidecar.settings import SidecarSettings
+from tests.conftest import free_port, wait_for_port
+
+# the `lakehouse` command as installed, run by this interpreter
+LAKEHOUSE = [sys.executable, "-c", "from lakehouse_pipelines.cli import app; app()"]
+
+
+@pytest.mark.s3
+def test_s3_lake_is_queryable_and_the_secret_stays_hidden(s3_lake: Lake, workers_csv: Path):
+    ingest(s3_lake, str(workers_csv), load_specs()["workers"])
+    with TestClient(create_app(s3_lake, SidecarSettings())) as client:
+        body = client.post("/sql", json={"sql": "SELECT count(*), count(DISTINCT state) FROM workers"}).json()
+        assert body["rows"][0][0] == 2_000
+        leaked = client.post(
+            "/sql",
+            json={
+                "sql": "SELECT current_setting('s3_secret_access_key'), current_setting('s3_access_key_id')"
+            },
+        ).json()
+        assert leaked["rows"] == [["", ""]]
+        secrets = client.post("/sql", json={"sql": "SELECT secret_string FROM duckdb_secrets()"}).json()
+        assert "testing-secret" not in str(secrets)
+        outside = client.post("/sql", json={"sql": "SELECT * FROM read_parquet('s3://elsewhere/x.parquet')"})
+        assert outside.status_code == 400
+        assert client.get("/datasets/workers").json()["row_count"] == 2_000
+
+
+def test_real_uvicorn_process_serves_the_contract(lake: Lake, workers_csv: Path, lake_home):
+    ingest(lake, str(workers_csv), load_specs()["workers"])
+    port = free_port()
+    env = {**os.environ, "LAKEHOUSE_API_TOKEN": "tok"}
+    process = subprocess.Popen(
+        [*LAKEHOUSE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            assert http.get("/health").json()["status"] == "ok"
+            assert http.get("/datasets").status_code == 401
+            auth = {"authorization": "Bearer tok"}
+            response = http.post("/sql", json={"sql": "SELECT count(*) FROM workers"}, headers=auth)
+            assert response.json()["rows"] == [[2_000]]
+            assert response.headers["x-request-id"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert b'"path": "/sql"' in stderr  # structured access log line
+
+
+def test_non_loopback_bind_needs_a_token_or_explicit_consent():
+    check_bind("127.0.0.1", token=None, allow_remote=False)
+    check_bind("::1", token=None, allow_remote=False)
+    check_bind("0.0.0.0", token="t", allow_remote=False)
+    check_bind("0.0.0.0", token=None, allow_remote=True)
+    with pytest.raises(UnsafeBind, match="LAKEHOUSE_API_TOKEN"):
+        check_bind("0.0.0.0", token=None, allow_remote=False)
+
+
+def test_cli_refuses_open_bind_without_token(lake_home):
+    env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_API_TOKEN"}
+    result = subprocess.run(
+        [*LAKEHOUSE, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert b"LAKEHOUSE_API_TOKEN" in result.stderr
