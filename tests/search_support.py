@@ -1,0 +1,117 @@
+"""Helpers shared by the embedding, vector store and search tests (not fixtures: plain, importable code).
+
+The local model takes seconds to load, so one instance serves the whole test session. `HashEmbedder` is a
+deterministic stand-in for tests about the pipeline's bookkeeping (what is embedded, what is reused), where
+the meaning of the vectors doesn't matter and a real model would only add minutes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from lakehouse_pipelines.embedder import LocalEmbedder, normalize
+
+
+@functools.cache
+def local_embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+class HashEmbedder:
+    """Unit vectors derived from the text's hash; counts what it was asked to embed."""
+
+    document_prefix = ""
+    query_prefix = ""
+
+    def __init__(self, dim: int = 16, model: str = "hash-test"):
+        self.model = model
+        self._dim = dim
+        self.embedded: list[str] = []
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _vector(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).normal(size=self._dim)
+
+    def embed_documents(self, texts):
+        self.embedded.extend(texts)
+        return normalize([self._vector(t) for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return normalize([self._vector(text)])[0]
+
+
+class OllamaStub:
+    """A tiny `/api/embed` on loopback, answering like Ollama: raw (non-unit) vectors, errors as JSON."""
+
+    def __init__(self, dim: int = 8, models: tuple[str, ...] = ("nomic-embed-text",)):
+        self.dim = dim
+        self.models = models
+        self.requests: list[dict] = []
+        self.fail_next: list[int] = []  # HTTP statuses to answer before succeeding again
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append({"path": self.path, **body})
+                if stub.fail_next:
+                    return self._send(stub.fail_next.pop(0), {"error": "server busy"})
+                if self.path != "/api/embed":
+                    return self._send(404, {"error": "not found"})
+                if body["model"] not in stub.models:
+                    return self._send(
+                        404, {"error": f'model "{body["model"]}" not found, try pulling it first'}
+                    )
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                vectors = [stub.raw_vector(text) for text in inputs]
+                return self._send(200, {"model": body["model"], "embeddings": vectors})
+
+            def _send(self, status: int, payload: dict):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def raw_vector(self, text: str) -> list[float]:
+        """Deterministic, deliberately not unit length (Ollama returns raw vectors)."""
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        return (np.random.default_rng(seed).normal(size=self.dim) * 7.0).tolist()
+
+    @contextmanager
+    def running(self) -> Iterator[OllamaStub]:
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+            thread.join(timeout=5)
+
+
+def clustered_vectors(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors around `clusters` random centres: harder for HNSW than uniform noise, like real text."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    labels = rng.integers(0, clusters, size=n)
+    return normalize(centres[labels] + rng.normal(scale=0.35, size=(n, dim)))

@@ -1,0 +1,211 @@
+"""Embedders and the embeddings pipeline: unit vectors from every provider, the Ollama client against a stub
+`/api/embed` (prefixes, batching, retries, clear errors), and the content-hash cache that makes an unchanged
+re-run embed nothing, an edited row re-embed only itself, and survives restarts (local lake and S3).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.embedder import (
+    NOMIC_DOCUMENT_PREFIX,
+    NOMIC_QUERY_PREFIX,
+    EmbedderError,
+    LocalEmbedder,
+    OllamaEmbedder,
+    embedder_from_env,
+    normalize,
+)
+from lakehouse_pipelines.embedding_cache import EmbeddingCache, text_sha256
+from lakehouse_pipelines.embeddings import build_embeddings, current_embeddings, iter_embeddings
+from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.sample_data import COLUMNS, worker_rows, write_workers_csv
+from tests.search_support import HashEmbedder, OllamaStub, local_embedder
+
+WORKERS = load_specs()["workers"]
+
+
+def test_normalize_makes_unit_rows_and_refuses_zero_vectors():
+    vectors = normalize([[3.0, 4.0], [0.0, 2.0]])
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert np.allclose(vectors[0], [0.6, 0.8])
+    with pytest.raises(EmbedderError, match="zero"):
+        normalize([[0.0, 0.0]])
+
+
+def test_local_embedder_is_offline_minilm_with_unit_vectors():
+    embedder = local_embedder()
+    docs = embedder.embed_documents(["forklift operator, night shift", "certified welder"])
+    assert (embedder.model, embedder.dim, docs.shape) == ("all-MiniLM-L6-v2", 384, (2, 384))
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    # Batching doesn't change a vector: one text alone embeds like it does inside a batch.
+    assert np.allclose(embedder.embed_query("certified welder"), docs[1], atol=1e-5)
+
+
+def test_embedder_from_env_picks_the_provider(monkeypatch):
+    assert isinstance(embedder_from_env({}), LocalEmbedder)
+    ollama = embedder_from_env({"LAKEHOUSE_EMBEDDER": "ollama", "OLLAMA_HOST": "http://127.0.0.1:9"})
+    assert isinstance(ollama, OllamaEmbedder)
+    assert (ollama.model, ollama.host) == ("nomic-embed-text", "http://127.0.0.1:9")
+    with pytest.raises(EmbedderError, match="'local' or 'ollama'"):
+        embedder_from_env({"LAKEHOUSE_EMBEDDER": "openai"})
+
+
+# ---------------------------------------------------------------------------------------- Ollama via a stub
+
+
+def test_ollama_sends_nomic_prefixes_in_batches_and_normalizes():
+    with OllamaStub(dim=8).running() as stub:
+        embedder = OllamaEmbedder(host=stub.url, batch_size=3)
+        texts = [f"worker {i}" for i in range(7)]
+        vectors = embedder.embed_documents(texts)
+        query = embedder.embed_query("forklift")
+    embeds = [r for r in stub.requests if r["path"] == "/api/embed"]
+    assert [len(r["input"]) for r in embeds] == [3, 3, 1, 1]
+    assert all(r["model"] == "nomic-embed-text" for r in embeds)
+    assert embeds[0]["input"][0] == NOMIC_DOCUMENT_PREFIX + "worker 0"
+    assert embeds[-1]["input"] == [NOMIC_QUERY_PREFIX + "forklift"]
+    assert vectors.shape == (7, 8) and embedder.dim == 8
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    raw = np.array(stub.raw_vector(NOMIC_DOCUMENT_PREFIX + "worker 4"))
+    assert np.allclose(vectors[4], raw / np.linalg.norm(raw), atol=1e-6)  # same direction as Ollama's
+    assert np.isclose(np.linalg.norm(query), 1.0)
+
+
+def test_ollama_retries_transient_errors_with_backoff():
+    delays: list[float] = []
+    with OllamaStub().running() as stub:
+        stub.fail_next = [503, 429]
+        embedder = OllamaEmbedder(host=stub.url, retries=3, backoff=0.25, sleep=delays.append)
+        vectors = embedder.embed_documents(["welder"])
+    assert vectors.shape == (1, 8)
+    assert delays == [0.25, 0.5]
+
+
+def test_ollama_gives_up_after_the_retries_and_says_why():
+    with OllamaStub().running() as stub:
+        stub.fail_next = [500] * 5
+        embedder = OllamaEmbedder(host=stub.url, retries=2, sleep=lambda _s: None)
+        with pytest.raises(EmbedderError, match=r"refused to embed.*HTTP 500"):
+            embedder.embed_documents(["welder"])
+    assert len(stub.requests) == 3
+
+
+def test_ollama_missing_model_is_a_clear_error_without_retries():
+    with OllamaStub(models=("other-model",)).running() as stub:
+        embedder = OllamaEmbedder(host=stub.url, sleep=lambda _s: pytest.fail("must not retry a 404"))
+        with pytest.raises(EmbedderError, match="ollama pull nomic-embed-text"):
+            embedder.embed_documents(["welder"])
+
+
+def test_ollama_unreachable_server_is_a_clear_error():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    delays: list[float] = []
+    embedder = OllamaEmbedder(host=f"http://127.0.0.1:{port}", retries=2, sleep=delays.append)
+    with pytest.raises(EmbedderError, match=r"unreachable.*OLLAMA_HOST"):
+        embedder.embed_query("welder")
+    assert len(delays) == 2
+
+
+# ------------------------------------------------------------------------------------- pipeline and cache
+
+
+def _drop(tmp_path, name, rows, edit=None):
+    """A workers CSV of generated rows, optionally with some rows edited."""
+    import csv
+
+    path = tmp_path / name
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for row in worker_rows(rows):
+            writer.writerow(edit(row) if edit else row)
+    return path
+
+
+def test_rerun_embeds_nothing_and_an_edited_row_only_itself(lake, tmp_path):
+    embedder = HashEmbedder()
+    ingest(lake, str(_drop(tmp_path, "a.csv", 40)), WORKERS)
+    first = build_embeddings(lake, WORKERS, embedder)
+    assert (first.rows_embedded, first.rows_reused, first.pointer.rows) == (40, 0, 40)
+    assert (first.pointer.model, first.pointer.dim) == ("hash-test", 16)
+
+    again = build_embeddings(lake, WORKERS, embedder)
+    assert (again.rows_embedded, again.rows_reused) == (0, 40)
+    assert again.pointer.key == first.pointer.key
+
+    def edit(row):  # an incremental export: worker 7's resume changed
+        return [*row[:-1], row[-1] + " Now also trained on reach trucks."] if row[0] == "7" else row
+
+    ingest(lake, str(_drop(tmp_path, "b.csv", 40, edit)), WORKERS)
+    embedder.embedded.clear()
+    edited = build_embeddings(lake, WORKERS, embedder)
+    assert (edited.rows_embedded, edited.rows_reused, edited.pointer.rows) == (1, 39, 40)
+    assert len(embedder.embedded) == 1 and "reach trucks" in embedder.embedded[0]
+    ids, hashes, vectors = next(iter_embeddings(lake, edited.pointer))
+    assert ids == list(range(1, 41)) and vectors.shape == (40, 16)
+    assert hashes[6] == text_sha256(embedder.embedded[0])
+
+
+def test_cache_survives_a_restart_and_keys_on_model_and_prefix(lake, tmp_path):
+    ingest(lake, str(_drop(tmp_path, "a.csv", 20)), WORKERS)
+    build_embeddings(lake, WORKERS, HashEmbedder())
+    reopened = EmbeddingCache(lake.storage, "hash-test", "", lake.scratch).load()  # a new process's view
+    assert len(reopened) == 20
+    other_model = build_embeddings(lake, WORKERS, HashEmbedder(model="hash-test-2"))
+    assert other_model.rows_embedded == 20  # another model never reuses these vectors
+    assert len(EmbeddingCache(lake.storage, "hash-test", "search_document: ", lake.scratch).load()) == 0
+
+
+def test_embeddings_pipeline_on_s3(s3_lake, tmp_path):
+    csv_path = write_workers_csv(tmp_path / "w.csv", 30)
+    ingest(s3_lake, str(csv_path), WORKERS)
+    first = build_embeddings(s3_lake, WORKERS, HashEmbedder())
+    again = build_embeddings(s3_lake, WORKERS, HashEmbedder())
+    assert (first.rows_embedded, again.rows_embedded, again.rows_reused) == (30, 0, 30)
+    assert current_embeddings(s3_lake, "workers").key == first.pointer.key
+    assert s3_lake.storage.exists(first.pointer.key)
+    metadata = first.metadata()
+    assert metadata["rows_embedded"] == 30 and metadata["model"] == "hash-test" and metadata["dim"] == 16
+
+
+def test_dagster_assets_embed_and_index_through_ollama(lake_home, lake, tmp_path):
+    """The embeddings and vectors assets under Dagster, with the Ollama provider against the stub."""
+    import dagster as dg
+
+    from assets.embeddings import dataset_search_assets
+    from resources.embeddings import EmbedderResource, VectorStoreResource
+    from resources.lake import LakeResource
+
+    ingest(lake, str(_drop(tmp_path, "a.csv", 25)), WORKERS)
+    with OllamaStub(dim=8).running() as stub:
+        resources = {
+            "lake": LakeResource(home=str(lake_home.home)),
+            "embedder": EmbedderResource(kind="ollama", ollama_host=stub.url),
+            "vector_store": VectorStoreResource(max_indexing_threads=2),
+        }
+        first = dg.materialize(dataset_search_assets(WORKERS), resources=resources)
+        again = dg.materialize(dataset_search_assets(WORKERS), resources=resources)
+    assert first.success and again.success
+
+    def metadata(result, name):
+        events = result.get_asset_materialization_events()
+        event = next(e for e in events if e.asset_key == dg.AssetKey(["workers", name]))
+        return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+    assert metadata(first, "embeddings")["rows_embedded"] == 25
+    assert metadata(first, "embeddings")["model"] == "nomic-embed-text"
+    assert (metadata(again, "embeddings")["rows_embedded"], metadata(again, "embeddings")["rows_reused"]) == (
+        0,
+        25,
+    )
+    assert (metadata(first, "vectors")["upserted"], metadata(first, "vectors")["points"]) == (25, 25)
+    assert (metadata(again, "vectors")["upserted"], metadata(again, "vectors")["unchanged"]) == (0, 25)
+    assert all(r["input"][0].startswith(NOMIC_DOCUMENT_PREFIX) for r in stub.requests)

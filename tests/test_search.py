@@ -1,0 +1,230 @@
+"""Semantic search on generated workers data through the real model and the real Edge index: role queries
+find that role, filters hold, a query with no real match is visibly low-confidence; and `POST /search` over
+HTTP: the contract's shape and errors, the query-embedding cache, and an event loop never blocked by a search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lakehouse_pipelines.config import Settings
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.embeddings import build_embeddings
+from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.search import BadSearch, SearchService, index_dataset, parse_filter
+from lakehouse_pipelines.sidecar.search_routes import router
+from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings
+from tests.search_support import local_embedder
+
+WORKERS = load_specs()["workers"]
+ROWS = 300
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> SearchService:
+    """300 generated workers, embedded by the local model and indexed in Qdrant Edge, once per module."""
+    home = tmp_path_factory.mktemp("search-home")
+    lake = Lake.open(Settings(home=home, storage=str(home / "lake"), landing=str(home / "landing")))
+    ingest(lake, str(write_workers_csv(home / "workers.csv", ROWS)), WORKERS)
+    embedder = local_embedder()
+    build_embeddings(lake, WORKERS, embedder)
+    store = EdgeVectorStore(home / "vectors", HnswSettings(max_indexing_threads=2, indexing_threshold_kb=100))
+    index_dataset(lake, WORKERS, store)
+    yield SearchService(store, embedder)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "role"),
+    [
+        ("electrician with industrial wiring", "Electrician"),
+        ("forklift operator", "Forklift Operator"),
+        ("TIG welder who reads blueprints", "Welder"),
+        ("forklift driver OSHA-30 certified, night shift, Aurora IL", "Forklift Operator"),
+    ],
+)
+def test_role_queries_return_mostly_that_role(service, query, role):
+    result = service.search("workers", query, k=5)
+    roles = Counter(h.payload["role"] for h in result.hits)
+    assert roles[role] >= 4, roles
+    assert result.confidence["level"] == "high"
+
+
+def test_a_state_filter_returns_only_that_state(service):
+    result = service.search("workers", "electrician with industrial wiring", k=10, filter={"state": "OH"})
+    assert len(result.hits) == 10
+    assert {h.payload["state"] for h in result.hits} == {"OH"}
+    ohio_electricians = service.search(
+        "workers", "electrician", k=100, filter={"state": "OH", "role": "Electrician"}
+    )
+    first = min(len(ohio_electricians.hits), 10)
+    assert first >= 1
+    assert {h.payload["role"] for h in result.hits[:first]} == {"Electrician"}  # the role still ranks first
+
+
+def test_ranges_lists_and_booleans_filter_too(service):
+    result = service.search(
+        "workers",
+        "welder",
+        k=10,
+        filter={"hourly_rate": {"gte": 20, "lt": 45}, "available": True, "role": ["Welder", "Electrician"]},
+    )
+    assert result.hits
+    for hit in result.hits:
+        assert 20 <= hit.payload["hourly_rate"] < 45
+        assert hit.payload["available"] is True and hit.payload["role"] in ("Welder", "Electrician")
+
+
+def test_an_absurd_query_is_visibly_low_confidence(service):
+    real = service.search("workers", "forklift operator", k=5)
+    absurd = service.search("workers", "dental hygienist", k=5)
+    assert len(absurd.hits) == 5  # nearest neighbours always exist...
+    assert absurd.confidence["level"] == "low"  # ...but the response says they are not a match
+    assert absurd.confidence["score"] < 0.5 <= real.confidence["score"]
+    assert real.hits[0].score - absurd.hits[0].score > 0.15
+    assert all(absurd.to_dict()["hits"][i]["match"] == "low" for i in range(5))
+
+
+def test_query_embeddings_are_cached(service):
+    first = service.search("workers", "quality inspector with CMM experience", k=3)
+    second = service.search("workers", "quality inspector with CMM experience", k=3)
+    assert (first.embedding_cached, second.embedding_cached) == (False, True)
+    assert [h.id for h in first.hits] == [h.id for h in second.hits]
+
+
+@pytest.mark.parametrize(
+    ("bad_filter", "message"),
+    [
+        ({"resume_text": "x"}, "cannot filter on 'resume_text'"),
+        ({"hourly_rate": 20.5}, "use a range"),
+        ({"hourly_rate": {"between": [1, 2]}}, "gt, gte, lt, lte"),
+        ({"state": 5}, "not a keyword value"),
+        ({"available": "yes"}, "not a bool value"),
+        ({"role": []}, "give 1 to"),
+        ("state=IL", "must be an object"),
+    ],
+)
+def test_bad_filters_are_rejected_naming_the_column(bad_filter, message):
+    types = {"state": "keyword", "hourly_rate": "float", "available": "bool", "role": "keyword"}
+    with pytest.raises(BadSearch, match=message):
+        parse_filter(bad_filter, types)
+
+
+# ---------------------------------------------------------------------------------------------- HTTP
+
+
+def app_for(service) -> FastAPI:
+    app = FastAPI()
+    app.include_router(router)
+    app.state.search = service
+
+    @app.get("/ping")
+    async def ping():
+        return {"ok": True}
+
+    return app
+
+
+def post(app, body):
+    async def call():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            return await client.post("/search", json=body)
+
+    return asyncio.run(call())
+
+
+def test_post_search_returns_hits_with_id_score_payload_and_confidence(service):
+    response = post(app_for(service), {"dataset": "workers", "query": "forklift operator", "k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["hits"]) == 3
+    assert set(body["hits"][0]) >= {"id", "score", "payload"}
+    assert body["hits"][0]["payload"]["role"] == "Forklift Operator"
+    assert body["hits"][0]["score"] >= body["hits"][1]["score"] >= body["hits"][2]["score"]
+    assert body["confidence"]["level"] == "high" and body["model"] == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"dataset": "nope", "query": "welder"}, 404),
+        ({"dataset": "Not A Name!", "query": "welder"}, 404),
+        ({"dataset": "workers", "query": ""}, 422),
+        ({"dataset": "workers", "query": "welder", "k": 0}, 422),
+        ({"dataset": "workers", "query": "welder", "k": 10_000}, 422),
+        ({"dataset": "workers", "query": "welder", "ef": 0}, 422),
+        ({"dataset": "workers", "query": "welder", "filter": {"resume_text": "x"}}, 400),
+        ({"dataset": "workers", "query": "   "}, 400),
+        ({"dataset": "workers"}, 422),
+    ],
+)
+def test_post_search_errors_follow_the_contract(service, body, status):
+    response = post(app_for(service), body)
+    assert response.status_code == status
+    payload = response.json()
+    assert "error" in payload or "detail" in payload
+    assert "Traceback" not in response.text
+
+
+class SlowEmbedder:
+    """The real model, one second slower per query: long enough to see whether the event loop waits."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model, self.document_prefix, self.query_prefix = inner.model, "", ""
+
+    @property
+    def dim(self):
+        return self.inner.dim
+
+    def embed_documents(self, texts):
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        time.sleep(1.0)
+        return self.inner.embed_query(text)
+
+
+def test_a_slow_search_never_blocks_the_event_loop(service):
+    app = app_for(SearchService(service.store, SlowEmbedder(service.embedder)))
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            search = asyncio.create_task(
+                client.post("/search", json={"dataset": "workers", "query": "welder"})
+            )
+            await asyncio.sleep(0.2)
+            started = time.perf_counter()
+            ping = await client.get("/ping")
+            ping_seconds = time.perf_counter() - started
+            return ping, ping_seconds, await search, search.done()
+
+    ping, ping_seconds, searched, _ = asyncio.run(scenario())
+    assert ping.status_code == 200 and searched.status_code == 200
+    assert ping_seconds < 0.5  # answered while the search was still embedding
+
+
+def test_search_router_wired_into_the_sidecar_app(service, tmp_path):
+    """The same two lines the app factory needs: include the router, put the service on app.state."""
+    from lakehouse_pipelines.sidecar import search_routes
+    from lakehouse_pipelines.sidecar.app import create_app
+
+    lake = Lake.open(
+        Settings(home=tmp_path, storage=str(tmp_path / "lake"), landing=str(tmp_path / "landing"))
+    )
+    app = create_app(lake)
+    app.include_router(search_routes.router)
+    app.state.search = service
+    ok = post(app, {"dataset": "workers", "query": "cnc machinist", "k": 2, "filter": {"state": "TX"}})
+    assert ok.status_code == 200 and {h["payload"]["state"] for h in ok.json()["hits"]} == {"TX"}
+    assert post(app, {"dataset": "ghosts", "query": "cnc machinist"}).status_code == 404

@@ -1,0 +1,235 @@
+"""The vector stores: real HNSW recall through Qdrant Edge, incremental sync (upserts for new and changed rows,
+deletes for removed ones), persistence across a restart, a dimension mismatch refused, readers that keep
+answering while another process rebuilds and then see the new version, and the server backend's client
+calls through qdrant-client's local mode (which has no HNSW: it checks the calls, not the index).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lakehouse_pipelines.vector_store import (
+    Condition,
+    DimensionMismatch,
+    EdgeVectorStore,
+    HnswSettings,
+    ServerVectorStore,
+    VectorBatch,
+    VectorStoreBusy,
+    point_id,
+    vector_store_from_env,
+)
+from tests.search_support import clustered_vectors
+
+PAYLOAD_TYPES = {"group": "integer", "label": "keyword", "weight": "float", "even": "bool"}
+SMALL_INDEX = HnswSettings(m=16, ef_construct=100, max_indexing_threads=2, indexing_threshold_kb=100)
+
+
+def batches(vectors: np.ndarray, ids=None, label="v1", size=1000):
+    ids = list(range(len(vectors))) if ids is None else list(ids)
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        yield VectorBatch(
+            ids=chunk,
+            vectors=vectors[start : start + size],
+            payloads=[
+                {"group": i % 10, "label": f"{label}-{i % 3}", "weight": i / 10, "even": i % 2 == 0}
+                for i in chunk
+            ],
+            text_hashes=[f"{label}-{i}" for i in chunk],
+        )
+
+
+def sync(store, vectors, dataset="points", **kwargs):
+    return store.sync(
+        dataset,
+        model="test-model",
+        dim=vectors.shape[1],
+        payload_types=PAYLOAD_TYPES,
+        batches=batches(vectors, **kwargs),
+    )
+
+
+def test_edge_hnsw_recall_at_10_against_brute_force(tmp_path):
+    vectors = clustered_vectors(12_000, 64, clusters=40, seed=1)
+    queries = clustered_vectors(100, 64, clusters=40, seed=2)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    result = sync(store, vectors)
+    info = store.info("points")
+    assert (result.points, info.points, info.dim) == (12_000, 12_000, 64)
+    assert info.indexed_vectors >= 11_000  # the search below goes through HNSW, not a full scan
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    found = [[hit.id for hit in store.search("points", q, k=10, ef=128)] for q in queries]
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact.tolist(), strict=True)])
+    assert recall >= 0.95, recall
+    store.close()
+
+
+def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):
+    vectors = clustered_vectors(500, 16, clusters=5)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    first = sync(store, vectors)
+    assert (first.upserted, first.deleted, first.version) == (500, 0, 1)
+    unchanged = sync(store, vectors)
+    assert (unchanged.upserted, unchanged.deleted, unchanged.unchanged, unchanged.version) == (0, 0, 500, 1)
+
+    moved = vectors.copy()
+    moved[3] = vectors[400]  # row 3 now sits where row 400 is, and rows 450.. leave the dataset
+    keep = list(range(450))
+    changed = store.sync(
+        "points",
+        model="test-model",
+        dim=16,
+        payload_types=PAYLOAD_TYPES,
+        batches=(
+            VectorBatch(
+                b.ids,
+                b.vectors,
+                b.payloads,
+                [h + ("-edited" if i == 3 else "") for i, h in zip(b.ids, b.text_hashes, strict=True)],
+            )
+            for b in batches(moved[:450], ids=keep)
+        ),
+    )
+    assert (changed.upserted, changed.deleted, changed.points, changed.version) == (1, 50, 450, 2)
+    hits = store.search("points", vectors[400], k=3)
+    assert {h.id for h in hits[:2]} == {3, 400}
+    assert all(h.id < 450 for h in store.search("points", vectors[470], k=20))
+
+    group = store.search("points", vectors[0], k=20, conditions=(Condition("group", "match", 4, "integer"),))
+    assert group and all(h.payload["group"] == 4 for h in group)
+    heavy = store.search(
+        "points", vectors[0], k=20, conditions=(Condition("weight", "range", {"gte": 30.0}, "float"),)
+    )
+    assert heavy and all(h.payload["weight"] >= 30.0 for h in heavy)
+    odd = store.search("points", vectors[0], k=20, conditions=(Condition("even", "match", False, "bool"),))
+    assert odd and all(h.payload["even"] is False for h in odd)
+    assert set(odd[0].payload) == set(PAYLOAD_TYPES)  # internal bookkeeping keys never reach a hit
+    store.close()
+
+
+def test_point_ids_are_stable_uuid5_of_dataset_and_row():
+    assert point_id("workers", 7) == point_id("workers", "7")
+    assert point_id("workers", 7) != point_id("jobs", 7)
+
+
+def test_search_after_restart_gives_the_same_results(tmp_path):
+    vectors = clustered_vectors(2_000, 32, clusters=10)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    sync(store, vectors)
+    before = [(h.id, round(h.score, 5)) for h in store.search("points", vectors[5], k=10)]
+    store.close()
+    reopened = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    after = [(h.id, round(h.score, 5)) for h in reopened.search("points", vectors[5], k=10)]
+    assert after == before and before[0][0] == 5
+    reopened.close()
+
+
+def test_dimension_mismatch_is_refused_and_leaves_the_collection_alone(tmp_path):
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    sync(store, clustered_vectors(100, 16, clusters=3))
+    with pytest.raises(DimensionMismatch, match=r"16-d vectors but embedder 'test-model' makes 32-d"):
+        sync(store, clustered_vectors(100, 32, clusters=3))
+    assert store.info("points").dim == 16 and store.info("points").points == 100
+    assert len(store.search("points", clustered_vectors(1, 16, clusters=1)[0], k=5)) == 5
+    store.close()
+
+
+def test_a_second_writer_is_refused_while_one_holds_the_collection(tmp_path):
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX, writer_timeout=0.2)
+    sync(store, clustered_vectors(50, 8, clusters=2))
+    from filelock import FileLock
+
+    with FileLock(tmp_path / "vectors" / "points" / "writer.lock"), pytest.raises(VectorStoreBusy):
+        sync(store, clustered_vectors(50, 8, clusters=2))
+
+
+def _rebuild_in_another_process(root: str, n: int) -> None:
+    store = EdgeVectorStore(Path(root), SMALL_INDEX)
+    sync(store, clustered_vectors(n, 32, clusters=10, seed=9), label="v2")
+
+
+def _read_in_another_process(root: str, queue) -> None:
+    store = EdgeVectorStore(Path(root), SMALL_INDEX)
+    queue.put([h.id for h in store.search("points", clustered_vectors(1, 32, clusters=1)[0], k=5)])
+    store.close()
+
+
+def test_search_keeps_answering_while_another_process_rebuilds_then_sees_the_new_version(tmp_path):
+    root = tmp_path / "vectors"
+    store = EdgeVectorStore(root, SMALL_INDEX)
+    sync(store, clustered_vectors(3_000, 32, clusters=10))
+    query = clustered_vectors(1, 32, clusters=1, seed=5)[0]
+    assert store.info("points").version == 1
+
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_rebuild_in_another_process, args=(str(root), 8_000))
+    answered, errors = [], []
+    stop = threading.Event()
+
+    def keep_searching():
+        while not stop.is_set():
+            try:
+                answered.append(len(store.search("points", query, k=10)))
+            except Exception as exc:  # any failure here is the bug this test exists for
+                errors.append(exc)
+
+    reader = threading.Thread(target=keep_searching)
+    reader.start()
+    writer.start()
+    writer.join(timeout=120)
+    time.sleep(1.0)  # the reader checks for a new version every 0.5 s
+    stop.set()
+    reader.join()
+    assert writer.exitcode == 0
+    assert not errors and len(answered) > 10 and set(answered) == {10}
+    assert store.info("points").version == 2 and store.info("points").points == 8_000
+
+    # Another process reading the version this one holds gets its own copy, never the held directory.
+    queue = context.Queue()
+    other = context.Process(target=_read_in_another_process, args=(str(root), queue))
+    other.start()
+    other_ids = queue.get(timeout=60)
+    other.join(timeout=30)
+    assert other.exitcode == 0
+    assert other_ids == [h.id for h in store.search("points", clustered_vectors(1, 32, clusters=1)[0], k=5)]
+    store.close()
+
+
+def test_server_store_through_qdrant_client_local_mode(tmp_path):
+    """qdrant-client local mode: the same client calls as a server, but brute force (no HNSW) underneath."""
+    from qdrant_client import QdrantClient
+
+    store = ServerVectorStore(QdrantClient(path=str(tmp_path / "qdrant-local")), SMALL_INDEX)
+    vectors = clustered_vectors(300, 16, clusters=4)
+    first = sync(store, vectors)
+    assert (first.upserted, first.points) == (300, 300)
+    assert sync(store, vectors).upserted == 0
+    shrunk = sync(store, vectors[:250], ids=range(250))
+    assert (shrunk.deleted, shrunk.points) == (50, 250)
+    hits = store.search(
+        "points", vectors[10], k=5, conditions=(Condition("label", "match", "v1-1", "keyword"),)
+    )
+    assert hits[0].id == 10 and all(h.payload["label"] == "v1-1" for h in hits)
+    ranged = store.search(
+        "points", vectors[10], k=5, conditions=(Condition("weight", "range", {"lt": 5.0}, "float"),)
+    )
+    assert ranged and all(h.payload["weight"] < 5.0 for h in ranged)
+    info = store.info("points")
+    assert (info.dim, info.model, info.payload_types) == (16, "test-model", PAYLOAD_TYPES)
+    with pytest.raises(DimensionMismatch):
+        sync(store, clustered_vectors(10, 8, clusters=2))
+    store.close()
+
+
+def test_vector_store_from_env(tmp_path):
+    assert isinstance(vector_store_from_env(tmp_path, {}), EdgeVectorStore)
+    assert vector_store_from_env(tmp_path, {}).root == tmp_path / "vectors"
+    server = vector_store_from_env(tmp_path, {"QDRANT_URL": "http://127.0.0.1:6333", "QDRANT_API_KEY": "k"})
+    assert isinstance(server, ServerVectorStore)
