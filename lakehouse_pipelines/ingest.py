@@ -31,9 +31,14 @@ from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.storage import S3Storage
 
 # Small row groups keep a point lookup's read (and the wide resume column it decompresses) small;
-# min/max statistics per group let DuckDB skip the rest.
-ROW_GROUP_ROWS = 32_768
-DUCKDB_MEMORY_LIMIT = "256MB"
+# min/max statistics per group let DuckDB skip the rest, which works when a drop arrives clustered on its
+# key (rows keep the drop's order). At 500K workers rows, 16K rows per group cut a lookup by id from ~11 to
+# ~7.5 ms with count/group-by within noise (bench/bench_sql.py); 8K and smaller slow scans down.
+ROW_GROUP_ROWS = 16_384
+DUCKDB_MEMORY_LIMIT_MB = 256
+# DuckDB's Parquet writer reserves buffers per column up front (a 2,000-column file needs ~500 MB of limit
+# while its real peak stays under 200 MiB), so the limit grows with the width.
+DUCKDB_MEMORY_PER_COLUMN_KB = 128
 
 Progress = Callable[[str], None]
 
@@ -89,7 +94,7 @@ def publish_drop(
             obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
             return PublishedDrop(spec.name, source, current.columns, obj, False, True, _since(started))
         names = read_header(path, source)
-        with _duckdb(lake.scratch) as con, _staging_file(lake.scratch) as staged:
+        with _duckdb(lake.scratch, len(names)) as con, _staging_file(lake.scratch) as staged:
             relation = read_csv_sql(path, names)
             say("inferring types")
             schema = _csv_step(source, lambda: infer_schema(con, relation, names))
@@ -154,8 +159,10 @@ def _csv_step(source: str, step: Callable):
     """Run a step that reads the CSV, turning DuckDB's parse errors into a BadInput naming file and line."""
     try:
         return step()
-    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.NotImplementedException) as exc:
         raise csv_error(exc, source) from None
+    except duckdb.OutOfMemoryException:
+        raise BadInput(source, "too large to convert within the ingest's memory limit") from None
 
 
 def _check_size(path: Path, source: str, limit: int) -> None:
@@ -165,8 +172,9 @@ def _check_size(path: Path, source: str, limit: int) -> None:
 
 
 @contextmanager
-def _duckdb(scratch: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = engine.connect(memory_limit=DUCKDB_MEMORY_LIMIT, scratch=scratch)
+def _duckdb(scratch: Path, columns: int = 0) -> Iterator[duckdb.DuckDBPyConnection]:
+    limit_mb = DUCKDB_MEMORY_LIMIT_MB + columns * DUCKDB_MEMORY_PER_COLUMN_KB // 1024
+    con = engine.connect(memory_limit=f"{limit_mb}MB", scratch=scratch)
     try:
         yield con
     finally:

@@ -81,9 +81,37 @@ def test_contract_violation_names_columns_and_rows_and_registers_nothing(lake, t
         (b"a,,c\n1,2,3\n", r"empty column name at position 2"),
         (b"a,b,A\n1,2,3\n", r"duplicate column name 'A' \(positions 1 and 3\)"),
         (b"a,b\n1,\xff\xfe\n", r"line 2: invalid UTF-8"),
-        (b"\xff\xfea,b\n1,2\n", r"line 1: invalid UTF-8"),
+        (b"\xc3\x28a,b\n1,2\n", r"line 1: invalid UTF-8"),
         (b"a,b\n\x00\x01\x02\x03,1\n", r"binary data"),
         (b'a,b\n1,"unterminated\n', r"quoted field is never closed|not valid CSV"),
+        (
+            "id,name\n1,José\n".encode("utf-16"),
+            r"line 1: UTF-16 text \(byte-order mark\): save the file as UTF-8",
+        ),
+        ("id,name\n1,José\n".encode("latin-1"), r"line 2: invalid UTF-8"),
+        (
+            b"id,blob\n1," + b"x" * (40 * 1024**2) + b"\n2,y\n",
+            r"a line is longer than the reader's limit of 2 MiB",
+        ),
+        (
+            ",".join(f"c{i}" for i in range(10_000)).encode() + b"\n",
+            r"10000 columns is more than the limit of 2048",
+        ),
+    ],
+    ids=[
+        "empty",
+        "short-row",
+        "long-row",
+        "empty-name",
+        "duplicate-name",
+        "bad-utf8",
+        "bad-utf8-header",
+        "binary",
+        "unterminated-quote",
+        "utf16",
+        "latin1",
+        "huge-line",
+        "10k-columns",
     ],
 )
 def test_bad_input_is_named_and_leaves_nothing(lake, tmp_path, content, message):
@@ -94,6 +122,17 @@ def test_bad_input_is_named_and_leaves_nothing(lake, tmp_path, content, message)
     assert lake.catalog.find("t") is None
     assert not [f for f in lake_files(lake) if not f.startswith(".")]
     assert not list(lake.scratch.glob("staging-*"))
+
+
+def test_a_wide_file_is_ingested_with_every_column(lake, tmp_path):
+    """Inference checks wide files a batch of columns per pass: DuckDB plans a long SELECT list slowly."""
+    path = tmp_path / "wide.csv"
+    path.write_text(
+        ",".join(f"c{i}" for i in range(600)) + "\n" + ",".join(str(i) for i in range(600)) + "\n"
+    )
+    result = ingest(lake, str(path), "wide")
+    assert len(result.columns) == 600 and {c.type for c in result.columns} == {"int64"}
+    assert duckdb.sql(f"SELECT c599 FROM '{lake.storage.location(result.object.key)}'").fetchone() == (599,)
 
 
 def test_rfc4180_bom_crlf_quotes_and_newlines(lake, tmp_path):
