@@ -129,11 +129,11 @@ LAST = ["Smith", "Garcia", "Johnson", "Nguyen", "Brown", "Martinez", "Davis", "L
 SHIFTS = ["day", "swing", "night", "weekend"]
 
 
-def worker_rows(rows: int, seed: int = 7) -> Iterator[list[str]]:
+def worker_rows(rows: int, seed: int = 7, first_id: int = 1) -> Iterator[list[str]]:
     """Yield `rows` rows of text cells; the same seed always gives the same rows."""
     rng = random.Random(seed)
     roles = list(ROLES)
-    for worker_id in range(1, rows + 1):
+    for worker_id in range(first_id, first_id + rows):
         role = rng.choice(roles)
         skills, certs, phrases = ROLES[role]
         city, state, zip_code = rng.choice(CITIES)
@@ -166,11 +166,14 @@ def worker_rows(rows: int, seed: int = 7) -> Iterator[list[str]]:
         ]  # fmt: skip
 
 
-def write_workers_csv(path: Path, rows: int, seed: int = 7) -> Path:
-    """Write a workers CSV (RFC 4180, CRLF line ends as `csv` writes them) and return its path."""
+def write_workers_csv(path: Path, rows: int, seed: int = 7, first_id: int = 1) -> Path:
+    """Write a workers CSV (RFC 4180, CRLF line ends as `csv` writes them) and return its path.
+
+    `first_id` lets successive drops carry new workers rather than new versions of the same ones.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
-        writer.writerows(worker_rows(rows, seed))
+        writer.writerows(worker_rows(rows, seed, first_id))
     return path
