@@ -32,8 +32,8 @@ from lakehouse_pipelines.storage import S3Storage
 
 # Small row groups keep a point lookup's read (and the wide resume column it decompresses) small;
 # min/max statistics per group let DuckDB skip the rest, which works when a drop arrives clustered on its
-# key (rows keep the drop's order). At 500K workers rows, 16K rows per group cut a lookup by id from ~11 to
-# ~7.5 ms with count/group-by within noise (bench/bench_sql.py); 8K and smaller slow scans down.
+# key (rows keep the drop's order). At 500K workers rows, 16K rows per group cut a lookup by id from ~10-11
+# to ~7.5-9 ms and cost scans ~1 ms of per-query footer work (bench/bench_sql.py); 8K and smaller cost more.
 ROW_GROUP_ROWS = 16_384
 DUCKDB_MEMORY_LIMIT_MB = 256
 # DuckDB's Parquet writer reserves buffers per column up front (a 2,000-column file needs ~500 MB of limit

@@ -177,6 +177,34 @@ def test_type_aware_json(client):
     assert types["dec"] == "DECIMAL(10,3)" and types["tstz"] == "TIMESTAMP WITH TIME ZONE"
 
 
+def test_type_aware_json_edge_values(client):
+    statement = """
+        SELECT '-inf'::DOUBLE AS ninf, 1.5::FLOAT AS f, '-infinity'::TIMESTAMP AS tinf,
+               [1, 2, 3]::INTEGER[3] AS arr, MAP {1: 'a', 2: NULL} AS imap, CAST('b' AS ENUM('a', 'b')) AS e,
+               union_value(num := 2) AS u, TIMESTAMP_NS '2024-01-02 03:04:05.123456789' AS tns,
+               12345678901234567890.1234567890::DECIMAL(38,10) AS bigdec, 18446744073709551615::UBIGINT AS ub,
+               -INTERVAL 90 MINUTE AS niv, [{'a': 1}, NULL] AS los, '{"x": [1]}'::JSON AS j, ''::BLOB AS eb
+    """
+    body = sql(client, statement).json()
+    row = dict(zip([c["name"] for c in body["columns"]], body["rows"][0], strict=True))
+    assert row == {
+        "ninf": "-Infinity",
+        "f": 1.5,
+        "tinf": "-infinity",
+        "arr": [1, 2, 3],
+        "imap": [{"key": 1, "value": "a"}, {"key": 2, "value": None}],
+        "e": "b",
+        "u": 2,
+        "tns": "2024-01-02T03:04:05.123456789",
+        "bigdec": "12345678901234567890.1234567890",  # exact: 30 significant digits survive
+        "ub": 18446744073709551615,
+        "niv": "PT-1H-30M",
+        "los": [{"a": 1}, None],
+        "j": '{"x": [1]}',
+        "eb": "",
+    }
+
+
 def test_nested_types_in_csv_are_json_text(client):
     response = sql(client, "SELECT [1, 2] AS l, {'a': 'x'} AS s, true AS b, NULL AS n", accept="text/csv")
     assert response.text.splitlines() == ["l,s,b,n", '"[1,2]","{""a"":""x""}",true,']
@@ -223,6 +251,19 @@ def test_slow_query_is_interrupted_at_the_deadline(workers_lake):
         assert "time limit" in response.json()["error"]
         assert elapsed < 10
         assert sql(c, "SELECT count(*) FROM workers").json()["rows"] == [[2_000]]  # still serving
+
+
+def test_engine_threads_follow_the_settings(workers_lake):
+    with TestClient(create_app(workers_lake, SidecarSettings(threads=1))) as c:
+        assert sql(c, "SELECT current_setting('threads')").json()["rows"] == [[1]]
+
+
+def test_settings_read_the_environment():
+    settings = SidecarSettings.from_env(
+        {"LAKEHOUSE_SQL_TIMEOUT": "1.5", "LAKEHOUSE_SQL_MAX_ROWS": "7", "LAKEHOUSE_SQL_THREADS": "3"}
+    )
+    assert (settings.query_timeout, settings.max_rows, settings.threads) == (1.5, 7, 3)
+    assert SidecarSettings.from_env({}).threads is None
 
 
 def test_dataset_registered_while_running_becomes_queryable(client, workers_lake, tmp_path):

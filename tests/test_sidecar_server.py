@@ -65,6 +65,19 @@ def test_real_uvicorn_process_serves_the_contract(lake: Lake, workers_csv: Path,
             response = http.post("/sql", json={"sql": "SELECT count(*) FROM workers"}, headers=auth)
             assert response.json()["rows"] == [[2_000]]
             assert response.headers["x-request-id"]
+            for accept in ("text/csv", "application/vnd.apache.arrow.stream"):
+                # streamed: chunked, no content-length, arriving in many pieces rather than one body
+                with http.stream(
+                    "POST",
+                    "/sql",
+                    json={"sql": "SELECT range AS n FROM range(300000)"},
+                    headers={**auth, "accept": accept},
+                ) as stream:
+                    assert stream.headers["transfer-encoding"] == "chunked"
+                    assert "content-length" not in stream.headers
+                    chunks = list(stream.iter_raw())
+                assert len(chunks) > 10
+                assert sum(map(len, chunks)) > 300_000
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)

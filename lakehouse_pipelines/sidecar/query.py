@@ -1,14 +1,13 @@
 """Running one read query on the engine: a deadline enforced by interrupting DuckDB, and a row cap.
 
-Each query gets its own cursor and a timer that calls `interrupt()` on it when the deadline passes, so a
-runaway query stops inside DuckDB instead of holding a thread forever. Results come back as Arrow batches:
+Each query gets its own cursor, armed with a deadline: the watchdog calls `interrupt()` on it when the
+deadline passes, so a runaway query stops inside DuckDB instead of holding a thread forever. Results come back as Arrow batches:
 JSON reads at most `max_rows + 1` rows (the extra one says `truncated`), CSV and Arrow stream batch by batch.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,10 +16,12 @@ import pyarrow as pa
 
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.sidecar import formats
+from lakehouse_pipelines.sidecar.deadlines import Deadlines
 from lakehouse_pipelines.sidecar.sql_guard import check_read_only, first_line
 from lakehouse_pipelines.sidecar.views import ViewManager
 
 BATCH_ROWS = 2_048
+DEADLINES = Deadlines()  # one watchdog thread per process, shared by every engine in it
 _UNKNOWN_TABLE = re.compile(r'Table with name "?([^"!\s]+)"? does not exist')
 _PATH = re.compile(r"""(["'])(/|s3://|https?://)[^"']*\1""")
 
@@ -39,10 +40,10 @@ class DataUnavailable(LakehouseError):
 
 @dataclass
 class Running:
-    """A query under way: its cursor, deadline timer and Arrow reader; `close()` releases them."""
+    """A query under way: its cursor, deadline ticket and Arrow reader; `close()` releases them."""
 
     cursor: duckdb.DuckDBPyConnection
-    timer: threading.Timer
+    ticket: int
     reader: pa.RecordBatchReader
     duckdb_types: list[str]
     timeout: float
@@ -66,7 +67,7 @@ class Running:
             left -= batch.num_rows
 
     def close(self) -> None:
-        self.timer.cancel()
+        DEADLINES.disarm(self.ticket)
         self.cursor.close()
 
 
@@ -74,18 +75,16 @@ def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
     """Check the SQL, then execute it on a fresh cursor with the deadline armed."""
     check_read_only(sql)
     cursor = views.cursor()
-    timer = threading.Timer(timeout, cursor.interrupt)
-    timer.daemon = True
-    timer.start()
+    ticket = DEADLINES.arm(cursor, timeout)
     try:
         cursor.execute(sql)
         types = [str(d[1]) for d in cursor.description or []]
         reader = cursor.to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError) as exc:
-        timer.cancel()
+        DEADLINES.disarm(ticket)
         cursor.close()
         raise translate(exc, timeout, views.datasets) from None
-    return Running(cursor, timer, reader, types, timeout, views.datasets)
+    return Running(cursor, ticket, reader, types, timeout, views.datasets)
 
 
 def run_json(views: ViewManager, sql: str, *, timeout: float, max_rows: int) -> dict:

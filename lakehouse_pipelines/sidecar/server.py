@@ -36,11 +36,18 @@ def check_bind(host: str, *, token: str | None, allow_remote: bool) -> None:
         )
 
 
+def engine_threads(workers: int) -> int:
+    """Each worker's share of the cores for its DuckDB engine (at least one thread)."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, allow_remote: bool = False) -> None:
     """Serve the sidecar until interrupted; each worker process opens its own DuckDB engine."""
     import uvicorn
 
     check_bind(host, token=os.environ.get("LAKEHOUSE_API_TOKEN") or None, allow_remote=allow_remote)
+    # Workers inherit the environment: N engines of one thread per core each would fight over the cores.
+    os.environ.setdefault("LAKEHOUSE_SQL_THREADS", str(engine_threads(workers)))
     access = logging.getLogger("lakehouse.access")
     if not access.handlers:
         handler = logging.StreamHandler(sys.stderr)

@@ -43,7 +43,14 @@ class ViewState:
 class ViewManager:
     """The per-process DuckDB engine and the dataset views it serves."""
 
-    def __init__(self, lake: Lake, *, memory_limit: str = "1GB", refresh_interval: float = 2.0):
+    def __init__(
+        self,
+        lake: Lake,
+        *,
+        memory_limit: str = "1GB",
+        refresh_interval: float = 2.0,
+        threads: int | None = None,
+    ):
         self.lake = lake
         self.refresh_interval = refresh_interval
         self._views: dict[str, ViewState] = {}
@@ -56,6 +63,8 @@ class ViewManager:
         self._con = engine.connect(memory_limit=memory_limit, scratch=Path(lake.scratch), s3=is_s3)
         # engine.connect() pins its own session to UTC; request cursors are new sessions, so pin the default.
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
         # Before any secret exists (DuckDB refuses it later): no secrets read from or written to disk.
         self._con.execute("SET allow_persistent_secrets = false")
         if is_s3:

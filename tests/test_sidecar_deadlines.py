@@ -1,0 +1,61 @@
+"""The deadline watchdog: one thread interrupts exactly the queries that outlive their time limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import duckdb
+import pytest
+
+from lakehouse_pipelines.sidecar.deadlines import Deadlines
+
+SLOW = "SELECT count(*) FROM range(10000000000) t(a) WHERE a % 7 = 3"
+
+
+def run_in_thread(cursor: duckdb.DuckDBPyConnection, sql: str) -> dict:
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["rows"] = cursor.execute(sql).fetchall()
+        except duckdb.InterruptException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def test_late_query_is_interrupted_and_disarmed_one_is_not():
+    con = duckdb.connect()
+    deadlines = Deadlines()
+    slow, fast = con.cursor(), con.cursor()
+    deadlines.arm(slow, 0.3)
+    ticket = deadlines.arm(fast, 0.1)
+    assert fast.execute("SELECT 42").fetchall() == [(42,)]
+    deadlines.disarm(ticket)
+    started = time.monotonic()
+    outcome = run_in_thread(slow, SLOW)
+    outcome["thread"].join(timeout=20)
+    assert isinstance(outcome.get("error"), duckdb.InterruptException)
+    assert time.monotonic() - started < 10
+    # the disarmed cursor was never interrupted: it still runs queries after its deadline passed
+    assert fast.execute("SELECT 1").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("order", [(0.2, 0.6), (0.6, 0.2)])
+def test_each_cursor_is_interrupted_at_its_own_deadline(order):
+    con = duckdb.connect()
+    deadlines = Deadlines()
+    started = time.monotonic()
+    outcomes = []
+    for timeout in order:
+        cursor = con.cursor()
+        deadlines.arm(cursor, timeout)
+        outcomes.append((timeout, run_in_thread(cursor, SLOW)))
+    for timeout, outcome in outcomes:
+        outcome["thread"].join(timeout=20)
+        assert isinstance(outcome.get("error"), duckdb.InterruptException), timeout
+    assert time.monotonic() - started < 10
