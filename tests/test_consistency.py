@@ -50,6 +50,22 @@ def test_two_processes_registering_at_once_lose_nothing(backend, drops, request)
     assert [m.version for m in lake.catalog.history("workers")] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_burst_of_drops_with_copies_is_ingested_once_per_distinct_file(drops, tmp_path, lake):
+    """Two processes take the same burst (every file plus byte-identical copies) in opposite orders."""
+    copies = []
+    for i, original in enumerate(drops[:3]):
+        copy = tmp_path / f"copy{i}.csv"
+        copy.write_bytes(original.read_bytes())
+        copies.append(copy)
+    burst = drops + copies
+    writers = [start_ingest(burst), start_ingest(burst[::-1])]
+    assert [w.wait(timeout=180) for w in writers] == [0, 0]
+    manifest = lake.catalog.get("workers")
+    assert (len(manifest.objects), manifest.row_count, manifest.version) == (6, 1_200, 6)
+    assert len({o.source_sha256 for o in manifest.objects}) == 6
+    assert_consistent(lake)
+
+
 def test_kill_9_at_any_point_leaves_old_or_new_state(lake_home: Settings, tmp_path):
     big = write_workers_csv(tmp_path / "big.csv", 60_000, seed=3)
     lake = Lake.open(lake_home)
