@@ -172,7 +172,7 @@ def _check_size(path: Path, source: str, limit: int) -> None:
 
 
 @contextmanager
-def _duckdb(scratch: Path, columns: int = 0) -> Iterator[duckdb.DuckDBPyConnection]:
+def _duckdb(scratch: Path, columns: int) -> Iterator[duckdb.DuckDBPyConnection]:
     limit_mb = DUCKDB_MEMORY_LIMIT_MB + columns * DUCKDB_MEMORY_PER_COLUMN_KB // 1024
     con = engine.connect(memory_limit=f"{limit_mb}MB", scratch=scratch)
     try:

@@ -12,18 +12,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from lakehouse_pipelines.audit.baseline_log import LOG_KEY, Baseline, BaselineLog
 from lakehouse_pipelines.audit.chart import distribution_svg, markdown_image
-from lakehouse_pipelines.audit.cli import audit_command
+from lakehouse_pipelines.audit.contract import contract_problems
 from lakehouse_pipelines.audit.distribution import distribution_drift, js_distance, psi
 from lakehouse_pipelines.audit.drift import AuditConfig, Threshold, drift_table, relative_verdict, worst
 from lakehouse_pipelines.audit.metrics import compute_metrics
 from lakehouse_pipelines.audit.report import markdown
-from lakehouse_pipelines.audit.runner import run_audit
-from lakehouse_pipelines.datasets import DatasetSpec
+from lakehouse_pipelines.audit.runner import identifier_columns, run_audit
+from lakehouse_pipelines.cli import app
+from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.ingest import ingest
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.sample_data import write_workers_csv
@@ -253,39 +253,26 @@ def test_distribution_drift_flags_the_shifted_columns_and_not_the_others(
 # --- runner and CLI --------------------------------------------------------------------------------------
 
 
-def cli_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.command()
-    def audit(dataset: str, reference: str | None = typer.Option(None)) -> None:
-        audit_command(dataset, reference)
-
-    @app.command()
-    def version() -> None:  # a second command keeps typer from collapsing the app into one command
-        """Unused."""
-
-    return app
-
-
 def test_audit_command_prints_the_table_and_exits_by_verdict(lake: Lake, workers_csv: Path, tmp_path: Path):
     runner = CliRunner()
     ingest(lake, str(workers_csv), "workers")
-    first = runner.invoke(cli_app(), ["audit", "workers"])
+    first = runner.invoke(app, ["audit", "workers"])
     assert first.exit_code == 0, first.output
     assert "first baseline recorded" in first.output
     pinned = BaselineLog(lake.storage).latest("workers", 1)[0].run_id
 
-    again = runner.invoke(cli_app(), ["audit", "workers"])
+    again = runner.invoke(app, ["audit", "workers"])
     assert again.exit_code == 0, again.output
     assert "row_count" in again.output and "verdict: ok" in again.output
 
     ingest(lake, str(shifted_copy(workers_csv, tmp_path / "shifted.csv")), "workers")
-    drifted = runner.invoke(cli_app(), ["audit", "workers", "--reference", pinned[:10]])
+    drifted = runner.invoke(app, ["audit", "workers", "--reference", pinned[:10]])
     assert drifted.exit_code == 1, drifted.output
     assert "verdict: fail" in drifted.output
 
-    unknown = runner.invoke(cli_app(), ["audit", "nobody"])
+    unknown = runner.invoke(app, ["audit", "nobody"])
     assert unknown.exit_code == 1
+    assert "dataset 'nobody' has no registered data to audit" in unknown.output
 
 
 def test_pinned_reference_from_the_declaration(lake: Lake, workers_csv: Path):
@@ -295,3 +282,35 @@ def test_pinned_reference_from_the_declaration(lake: Lake, workers_csv: Path):
     pinned = run_audit(lake, DatasetSpec(name="workers", audit={"reference": first.baseline.run_id}))
     assert pinned.reference == first.baseline
     assert len(BaselineLog(lake.storage).read("workers")) == 3
+
+
+@pytest.mark.s3
+def test_an_audit_and_the_contract_pass_on_an_s3_lake(s3_lake: Lake, workers_csv: Path):
+    ingest(s3_lake, str(workers_csv), "workers")
+    run_audit(s3_lake, DatasetSpec(name="workers"))
+    again = run_audit(s3_lake, DatasetSpec(name="workers"))
+    assert again.verdict == "ok" and again.baseline.metrics["row_count"] == 2_000
+    assert [b.run_id for b in BaselineLog(s3_lake.storage).read()][-1] == again.baseline.run_id
+
+    manifest = s3_lake.catalog.get("workers")
+    assert contract_problems(s3_lake, load_specs()["workers"], manifest) == []
+    strict = {"columns": {"reliability": {"checks": {"le": 0.5}}}}
+    [problem] = contract_problems(s3_lake, DatasetSpec(name="workers", contract=strict), manifest)
+    assert problem.startswith(f"{manifest.objects[0].key} (from workers.csv): contract for dataset 'workers'")
+    assert "column 'reliability' fails less_than_or_equal_to" in problem
+    assert not list(s3_lake.scratch.glob("audit-*"))  # the downloaded copies are gone
+
+
+def test_identifier_columns_get_no_distribution_test(lake: Lake, workers_csv: Path, tmp_path: Path):
+    spec = load_specs()["workers"]
+    assert identifier_columns(spec) == {"worker_id"}  # contract `unique` and the embedding id_column
+    ingest(lake, str(workers_csv), "workers")
+    run_audit(lake, spec)
+    ingest(lake, str(write_workers_csv(tmp_path / "more.csv", 3_000, seed=11)), "workers")
+
+    declared = run_audit(lake, spec, record=False)
+    bare = run_audit(lake, DatasetSpec(name="workers"), record=False)
+    assert "worker_id" not in {d.column for d in declared.distributions}
+    assert row(declared.rows, "null_rate", "worker_id").verdict == "ok"
+    ids = next(d for d in bare.distributions if d.column == "worker_id")
+    assert ids.score >= 0.25  # ids 2,001..3,000 fall past the reference range: "drift" on every new drop

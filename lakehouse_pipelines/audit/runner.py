@@ -3,6 +3,10 @@
 The reference is the pinned run (argument, else the `audit: reference:` of the declaration) or the
 dataset's newest baseline before this one. It is chosen *before* measuring because the new metrics are
 counted into the reference's histogram edges and categories, which is what makes them comparable.
+
+Identifier columns (declared `unique` in the contract, or the embedding's `id_column`) get no distribution
+test: their values name rows rather than measure anything, and a new drop's ids fall outside the old range
+by design, so PSI would cry drift on every ingest. Their null rates and counts are still compared.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from lakehouse_pipelines.audit.drift import AuditConfig, DriftRow, Verdict, drif
 from lakehouse_pipelines.audit.metrics import compute_metrics
 from lakehouse_pipelines.catalog import Manifest
 from lakehouse_pipelines.datasets import DatasetSpec
+from lakehouse_pipelines.errors import NotFound
 from lakehouse_pipelines.lake import Lake
 
 
@@ -44,7 +49,9 @@ def run_audit(
     """Audit `spec`'s current manifest; append the baseline to the log unless `record` is False."""
     started = time.perf_counter()
     config = AuditConfig(spec.audit)
-    manifest = lake.catalog.get(spec.name)
+    manifest = lake.catalog.find(spec.name)
+    if manifest is None:
+        raise NotFound(f"dataset {spec.name!r} has no registered data to audit; ingest a drop first")
     log = BaselineLog(lake.storage)
     pinned = reference or config.reference
     if pinned:
@@ -59,6 +66,14 @@ def run_audit(
         log.append(baseline)
     if ref is None:
         return AuditResult(baseline, None, manifest, seconds=time.perf_counter() - started)
-    distributions = distribution_drift(ref.metrics, metrics)
+    identifiers = identifier_columns(spec)
+    distributions = [d for d in distribution_drift(ref.metrics, metrics) if d.column not in identifiers]
     rows = drift_table(ref, baseline, distributions, config)
     return AuditResult(baseline, ref, manifest, rows, distributions, time.perf_counter() - started)
+
+
+def identifier_columns(spec: DatasetSpec) -> set[str]:
+    """The columns the declaration marks as row identifiers: contract `unique`, embedding `id_column`."""
+    rules = (spec.contract or {}).get("columns") or {}
+    unique = {name for name, rule in rules.items() if (rule or {}).get("unique")}
+    return unique | ({spec.embedding.id_column} if spec.embedding else set())
