@@ -1,4 +1,4 @@
-"""The `lakehouse` command: ingest by hand, read the catalog, and (in later modules) serve and audit.
+"""The `lakehouse` command: ingest by hand, read the catalog, serve, audit, doctor, and MCP over stdio.
 
 Errors print one line and exit 1; no traceback reaches the terminal for a user's mistake.
 """
@@ -10,8 +10,18 @@ import sys
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column, Table
 
 from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
@@ -45,18 +55,38 @@ def ingest(
     try:
         spec = dataset_spec(dataset)
         lake = Lake.open()
-        for csv_file in csv_files:
-            with console.status(f"{csv_file}: starting") as status:
-                result = ingest_csv(
-                    lake, csv_file, spec, progress=lambda s, f=csv_file: status.update(f"{f}: {s}")
+        with ingest_progress() as progress:
+            files = progress.add_task("ingest", total=len(csv_files))
+            for csv_file in csv_files:
+
+                def say(stage: str, f: str = csv_file) -> None:
+                    progress.update(files, description=f"{f}: {stage}")
+
+                say("starting")
+                result = ingest_csv(lake, csv_file, spec, progress=say)
+                progress.advance(files)
+                progress.console.print(
+                    f"{csv_file}: [bold]{result.status}[/bold] {result.object.rows:,} rows -> "
+                    f"{result.object.key} (dataset {result.dataset} v{result.manifest.version}, "
+                    f"{result.seconds:.2f}s)",
+                    highlight=False,
+                    soft_wrap=True,
                 )
-            console.print(
-                f"{csv_file}: [bold]{result.status}[/bold] {result.object.rows:,} rows -> {result.object.key} "
-                f"(dataset {result.dataset} v{result.manifest.version}, {result.seconds:.2f}s)",
-                highlight=False,
-            )
     except LakehouseError as exc:
         fail(str(exc))
+
+
+def ingest_progress() -> Progress:
+    """Files done of files given, the current file's stage and the time spent: big drops take minutes."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 @app.command()
@@ -66,12 +96,21 @@ def datasets() -> None:
         manifests = Lake.open().catalog.list()
     except LakehouseError as exc:
         fail(str(exc))
-    table = Table("dataset", "version", "rows", "objects", "size", "fingerprint", "updated")
+    numbers = (Column(h, justify="right") for h in ("version", "rows", "objects", "size"))
+    table = Table(
+        "dataset",
+        *numbers,
+        "schema",
+        "updated (UTC)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,  # fits 80 columns, the width of a pipe
+    )
     for m in manifests:
         s = m.summary()
         table.add_row(
             m.name, str(m.version), f"{m.row_count:,}", str(s["objects"]), _size(s["bytes"]),
-            m.schema_fingerprint[:16], m.updated_at,
+            m.schema_fingerprint[:12], m.updated_at[:16].replace("T", " "),
         )  # fmt: skip
     Console().print(table if manifests else "no datasets registered yet")
 
@@ -84,6 +123,17 @@ def manifest(name: str) -> None:
     except LakehouseError as exc:
         fail(str(exc))
     sys.stdout.write(json.dumps(current.to_dict(), indent=2) + "\n")
+
+
+@app.command()
+def audit(
+    dataset: str = typer.Argument(..., help="dataset name, e.g. workers"),
+    reference: str | None = typer.Option(None, help="compare with this baseline run id (a prefix is enough)"),
+) -> None:
+    """Audit a dataset now: record a baseline and print the drift table; exit 1 on a failing verdict."""
+    from lakehouse_pipelines.audit.cli import audit_command
+
+    audit_command(dataset, reference)
 
 
 @app.command()
@@ -119,5 +169,39 @@ def serve(
 
     try:
         run_server(host, port, workers, allow_remote)
+    except LakehouseError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (for scripts)"),
+) -> None:
+    """Check what the configuration needs (storage, S3, DuckDB, Qdrant, embedder, Dagster); exit 1 if any fails."""
+    from lakehouse_pipelines.doctor import run_checks
+
+    report = run_checks()
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        # Lines, not a table: a fix is a command to copy, never cut short to fit a column.
+        out = Console(soft_wrap=True, highlight=False)
+        marks = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
+        for c in report.checks:
+            out.print(f"{marks[c.status]}  {c.name:<18} {escape(c.detail)}")
+            if c.fix:
+                out.print(f"      fix: {c.fix}", markup=False)
+        counts = {s: sum(c.status == s for c in report.checks) for s in marks}
+        out.print(f"{counts['ok']} ok, {counts['warn']} warnings, {counts['fail']} failed")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def mcp() -> None:
+    """Serve the lake's tools over the Model Context Protocol on stdio (for assistants and IDEs)."""
+    from lakehouse_pipelines.mcp_server import serve_stdio
+
+    try:
+        serve_stdio()
     except LakehouseError as exc:
         fail(str(exc))
