@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process_group, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
@@ -47,9 +46,4 @@ def test_dagster_dev_serves_the_code_location(tmp_path):
         sensors = {s["name"]: s["sensorState"]["status"] for s in nodes[0]["sensors"]}
         assert sensors["landing_drop_sensor"] == "RUNNING"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)

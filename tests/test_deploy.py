@@ -11,7 +11,6 @@ import ast
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lakehouse_pipelines.cli import app
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process_group, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -164,9 +163,4 @@ def test_the_code_location_command_serves_the_definitions_over_grpc(lake_home):
         health = [port if word == "4000" else word for word in check]
         subprocess.run([str(BIN / health[0]), *health[1:]], check=True, capture_output=True, timeout=60)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
