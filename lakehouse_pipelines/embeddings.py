@@ -36,7 +36,6 @@ from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.row_text import BATCH_ROWS, RowBatch, iter_rows
 from lakehouse_pipelines.storage import LocalStorage
 
-EMBED_BATCH = 256
 CACHE_FLUSH_ROWS = 8192  # new vectors are persisted at least this often, so a crashed run keeps its work
 
 Progress = Callable[[str], None]
@@ -220,12 +219,10 @@ def _vectors_for(
         else:
             to_embed.setdefault(h, batch.texts[position])
     if to_embed:
-        items = list(to_embed.items())
-        for start in range(0, len(items), EMBED_BATCH):
-            chunk = items[start : start + EMBED_BATCH]
-            vectors = embedder.embed_documents([text for _, text in chunk])
-            for (h, _), vector in zip(chunk, vectors, strict=True):
-                pending.vectors[h] = vector
+        # One call for the whole batch: the local model sorts its input by length before padding, so a
+        # larger call pads less (Ollama's embedder splits it into its own request batches).
+        vectors = embedder.embed_documents(list(to_embed.values()))
+        pending.vectors.update(zip(to_embed, vectors, strict=True))
         for position in missing:
             found.setdefault(position, pending.vectors[hashes[position]])
     stacked = np.stack([found[i] for i in range(len(hashes))]).astype(np.float32, copy=False)

@@ -227,6 +227,10 @@ class SearchService:
         self.embedder = embedder
         self.cache = QueryCache(cache_size)
 
+    def close(self) -> None:
+        """Release the store's handles (Edge readers hold a lock on the version they serve)."""
+        self.store.close()
+
     def search(
         self, dataset: str, query: str, *, k: int = 10, filter: Any = None, ef: int | None = None
     ) -> SearchResult:

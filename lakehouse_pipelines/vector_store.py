@@ -15,7 +15,8 @@ share a directory:
         readers/         private copies for a reader that finds a version already held by another process
 
 A reader opens the newest version under that version's lock (or a private copy if the lock is taken), and
-swaps to a newer one when CURRENT changes; in-flight queries finish on the handle they started with.
+swaps to a newer one when CURRENT changes: the new version opens in a background thread while queries keep
+running on the old one, and in-flight queries finish on the handle they started with.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -38,6 +40,8 @@ from filelock import FileLock, Timeout
 
 from lakehouse_pipelines.errors import LakehouseError, NotFound
 from lakehouse_pipelines.identity import dataset_id, validate_dataset_name
+
+log = logging.getLogger(__name__)
 
 ROW_HASH_KEY = "_row"  # internal payload keys, stripped from hits
 ROW_ID_KEY = "_id"
@@ -339,6 +343,9 @@ class EdgeVectorStore:
             Path(str(old) + ".lock").unlink(missing_ok=True)
         for stale in (base / "versions").glob(".staging-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for copy in (base / "readers").glob("*-*"):  # private copies of readers that died without cleaning up
+            if not _process_alive(int(copy.name.split("-")[0])):
+                shutil.rmtree(copy, ignore_errors=True)
 
     def drop(self, dataset: str) -> None:
         """Forget the collection (for a model change): the writer lock keeps a running sync safe."""
@@ -438,7 +445,12 @@ class _EdgeHandle:
 
 
 class _EdgeReader:
-    """The newest published version of one dataset, swapped when CURRENT changes."""
+    """The newest published version of one dataset, swapped when CURRENT changes.
+
+    The first version opens on the first query; later ones open in a background thread (a private copy can
+    take seconds) while queries keep running on the version already open, which is retired once the new
+    one is in place. A version that fails to open leaves the old one serving and is retried.
+    """
 
     def __init__(self, base: Path, dataset: str):
         self.base = base
@@ -446,6 +458,8 @@ class _EdgeReader:
         self._handle: _EdgeHandle | None = None
         self._checked = 0.0
         self._stamp: tuple[int, int] | None = None
+        self._opening = False
+        self._closed = False
         self._swap = threading.Lock()
 
     @contextlib.contextmanager
@@ -459,9 +473,14 @@ class _EdgeReader:
     def _current(self) -> _EdgeHandle:
         with self._swap:
             now = time.monotonic()
-            if self._handle is None or now - self._checked >= READER_REFRESH_SECONDS:
+            if self._handle is None or (not self._opening and now - self._checked >= READER_REFRESH_SECONDS):
                 self._checked = now
-                self._refresh()
+                wanted = self._newer_version()
+                if wanted is not None and self._handle is None:
+                    self._handle = self._open(*wanted)
+                elif wanted is not None:
+                    self._opening = True
+                    threading.Thread(target=self._open_in_background, args=wanted, daemon=True).start()
             if self._handle is None:
                 raise NotFound(
                     f"dataset {self.dataset!r} has no search index yet: materialize {self.dataset}/vectors"
@@ -469,20 +488,41 @@ class _EdgeReader:
             self._handle.enter()
             return self._handle
 
-    def _refresh(self) -> None:
+    def _newer_version(self) -> tuple[int, int] | None:
+        """(version, dim) of CURRENT when it names another version than the one open; stat-cheap otherwise."""
         try:
             stat = (self.base / "CURRENT").stat()
         except FileNotFoundError:
-            return
+            return None
         stamp = (stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
-            return
+            return None
         current = _read_current(self.base)
+        self._stamp = stamp
         if current is None or (self._handle is not None and self._handle.version == current["version"]):
-            self._stamp = stamp
-            return
-        fresh = self._open(current["version"], current["dim"])
-        old, self._handle, self._stamp = self._handle, fresh, stamp
+            return None
+        return current["version"], current["dim"]
+
+    def _open_in_background(self, version: int, dim: int) -> None:
+        try:
+            fresh = self._open(version, dim)
+        except Exception as exc:  # keep serving the open version; CURRENT is read again next refresh
+            log.warning(
+                "could not open %s version %d (%s); still serving the previous one",
+                self.dataset,
+                version,
+                exc,
+            )
+            fresh = None
+        with self._swap:
+            self._opening = False
+            if fresh is None:
+                self._stamp = None
+                return
+            if self._closed:
+                fresh.retire()
+                return
+            old, self._handle = self._handle, fresh
         if old is not None:
             old.retire()
 
@@ -505,6 +545,7 @@ class _EdgeReader:
 
     def close(self) -> None:
         with self._swap:
+            self._closed = True
             if self._handle is not None:
                 self._handle.retire()
                 self._handle = None
@@ -607,6 +648,16 @@ def _edge_filter(conditions: tuple[Condition, ...]):
 def _edge_dim(shard_dir: Path) -> int:
     config = json.loads((shard_dir / "edge_config.json").read_text())
     return int(config["vectors"][""]["size"])
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def _read_current(base: Path) -> dict | None:
@@ -794,11 +845,14 @@ def _server_filter(conditions: tuple[Condition, ...]):
     return models.Filter(must=must)
 
 
-def vector_store_from_env(home: Path, environ: dict[str, str] | None = None) -> VectorStore:
+def vector_store_from_env(
+    home: Path, environ: dict[str, str] | None = None, hnsw: HnswSettings | None = None
+) -> VectorStore:
     """A Qdrant server when `QDRANT_URL` is set (`QDRANT_API_KEY` optional), else Edge under `home/vectors`."""
     env = os.environ if environ is None else environ
     if url := env.get("QDRANT_URL"):
         from qdrant_client import QdrantClient
 
-        return ServerVectorStore(QdrantClient(url=url, api_key=env.get("QDRANT_API_KEY") or None, timeout=30))
-    return EdgeVectorStore(Path(home) / "vectors")
+        client = QdrantClient(url=url, api_key=env.get("QDRANT_API_KEY") or None, timeout=60)
+        return ServerVectorStore(client, hnsw)
+    return EdgeVectorStore(Path(home) / "vectors", hnsw)

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,12 +61,14 @@ class OllamaStub:
         self.models = models
         self.requests: list[dict] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer before succeeding again
+        self.delay = 0.0  # seconds to wait before answering: a server too slow for the client's timeout
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append({"path": self.path, **body})
+                time.sleep(stub.delay)
                 if stub.fail_next:
                     return self._send(stub.fail_next.pop(0), {"error": "server busy"})
                 if self.path != "/api/embed":

@@ -103,6 +103,16 @@ def test_ollama_missing_model_is_a_clear_error_without_retries():
             embedder.embed_documents(["welder"])
 
 
+def test_ollama_timeout_is_retried_then_a_clear_error():
+    delays: list[float] = []
+    with OllamaStub().running() as stub:
+        stub.delay = 1.0
+        embedder = OllamaEmbedder(host=stub.url, timeout=0.2, retries=1, sleep=delays.append)
+        with pytest.raises(EmbedderError, match=r"did not answer in time.*Timeout"):
+            embedder.embed_documents(["welder"])
+    assert len(stub.requests) == 2 and delays == [0.5]
+
+
 def test_ollama_unreachable_server_is_a_clear_error():
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

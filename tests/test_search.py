@@ -214,17 +214,15 @@ def test_a_slow_search_never_blocks_the_event_loop(service):
     assert ping_seconds < 0.5  # answered while the search was still embedding
 
 
-def test_search_router_wired_into_the_sidecar_app(service, tmp_path):
-    """The same two lines the app factory needs: include the router, put the service on app.state."""
-    from lakehouse_pipelines.sidecar import search_routes
+def test_the_sidecar_app_factory_serves_search(service, tmp_path):
+    """`create_app` includes the search router and serves the SearchService it is given on app.state."""
     from lakehouse_pipelines.sidecar.app import create_app
 
     lake = Lake.open(
         Settings(home=tmp_path, storage=str(tmp_path / "lake"), landing=str(tmp_path / "landing"))
     )
-    app = create_app(lake)
-    app.include_router(search_routes.router)
-    app.state.search = service
+    app = create_app(lake, search=service)
+    assert app.state.search is service
     ok = post(app, {"dataset": "workers", "query": "cnc machinist", "k": 2, "filter": {"state": "TX"}})
     assert ok.status_code == 200 and {h["payload"]["state"] for h in ok.json()["hits"]} == {"TX"}
     assert post(app, {"dataset": "ghosts", "query": "cnc machinist"}).status_code == 404

@@ -7,6 +7,7 @@ calls through qdrant-client's local mode (which has no HNSW: it checks the calls
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -233,3 +234,37 @@ def test_vector_store_from_env(tmp_path):
     assert vector_store_from_env(tmp_path, {}).root == tmp_path / "vectors"
     server = vector_store_from_env(tmp_path, {"QDRANT_URL": "http://127.0.0.1:6333", "QDRANT_API_KEY": "k"})
     assert isinstance(server, ServerVectorStore)
+
+
+def test_a_version_that_fails_to_open_leaves_the_previous_one_serving(tmp_path, monkeypatch, caplog):
+    from lakehouse_pipelines import vector_store
+
+    monkeypatch.setattr(vector_store, "READER_REFRESH_SECONDS", 0.0)
+    vectors = clustered_vectors(200, 16, clusters=3)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    sync(store, vectors)
+    before = [h.id for h in store.search("points", vectors[7], k=5)]
+    current = tmp_path / "vectors" / "points" / "CURRENT"
+    current.write_text(current.read_text().replace('"version": 1', '"version": 99'))  # a version not on disk
+    deadline = time.monotonic() + 10
+    while "could not open points version 99" not in caplog.text:
+        assert [h.id for h in store.search("points", vectors[7], k=5)] == before
+        assert time.monotonic() < deadline, "the reader never tried the new version"
+        time.sleep(0.05)
+    assert [h.id for h in store.search("points", vectors[7], k=5)] == before
+    store.close()
+
+
+def test_private_copies_of_dead_readers_are_removed_on_the_next_publish(tmp_path):
+    import subprocess
+    import sys
+
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    sync(store, clustered_vectors(50, 8, clusters=2))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    readers = tmp_path / "vectors" / "points" / "readers"
+    orphan, live = readers / f"{int(dead.stdout)}-0badc0de", readers / f"{os.getpid()}-0000beef"
+    orphan.mkdir(parents=True)
+    live.mkdir()
+    sync(store, clustered_vectors(60, 8, clusters=2))
+    assert not orphan.exists() and live.exists()

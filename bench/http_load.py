@@ -1,0 +1,108 @@
+"""A wrk load run against one POST endpoint: a Lua body, stopped after N requests, per-status counts.
+
+wrk only stops on its `-d` timer, so each wrk thread stops itself after its share of the requests and leaves
+a marker file; once every marker is there the harness sends SIGINT, which wakes wrk's main thread to report.
+The `response` hook counts statuses per thread and `done` sums them (wrk's own summary only says "non-2xx").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+WRK_THREADS = 2
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = %(body)s
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+function init(args) codes = {}; seen = 0 end
+function response(status, headers, body)
+  codes[status] = (codes[status] or 0) + 1
+  seen = seen + 1
+  if seen == %(per_thread)d then
+    io.open("%(markers)s/done-" .. id, "w"):close()
+    wrk.thread:stop()
+  end
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("codes")) do total[status] = (total[status] or 0) + n end
+  end
+  for status, n in pairs(total) do io.write(string.format("STATUS %%d %%d\\n", status, n)) end
+  for _, p in ipairs({50, 95, 99, 99.9}) do
+    io.write(string.format("PCT %%g %%.3f\\n", p, latency:percentile(p) / 1000))
+  end
+  io.write(string.format("TOTAL %%d %%d %%.3f %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency.max / 1000, summary.errors.connect + summary.errors.read + summary.errors.write,
+    summary.errors.status, summary.errors.timeout))
+end
+"""
+
+
+def lua_string(text: str) -> str:
+    """A Lua long-bracket literal: the JSON body goes in verbatim, quotes and backslashes included."""
+    level = "=" * next(n for n in range(10) if f"]{'=' * n}]" not in text)
+    return f"[{level}[{text}]{level}]"
+
+
+def wrk_post(url: str, body: dict, *, requests: int, max_seconds: int, connections: int, work: Path) -> dict:
+    """POST `body` to `url` until `requests` answers (or `max_seconds`); scratch files go under `work`."""
+    script, markers = work.with_suffix(".lua"), work.with_name(work.name + "_done")
+    shutil.rmtree(markers, ignore_errors=True)
+    markers.mkdir(parents=True)
+    per_thread = -(-requests // WRK_THREADS)
+    script.write_text(
+        WRK_LUA % {"body": lua_string(json.dumps(body)), "per_thread": per_thread, "markers": markers}
+    )
+    command = [
+        "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s", "--timeout", "5s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    while wrk.poll() is None:
+        if len(list(markers.iterdir())) == WRK_THREADS:
+            wrk.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    output = wrk.communicate()[0]
+    shutil.rmtree(markers, ignore_errors=True)
+    total = re.search(r"^TOTAL (\d+) (\d+) ([\d.]+) (\d+) (\d+) (\d+)$", output, re.M)
+    if total is None:
+        raise RuntimeError(f"wrk did not report: {output[-500:]}")
+    done, micros = int(total.group(1)), int(total.group(2))
+    return {
+        "command": " ".join(command),
+        "requests": done,
+        "seconds": micros / 1e6,
+        "rps": done / (micros / 1e6),
+        "statuses": {int(a): int(b) for a, b in re.findall(r"^STATUS (\d+) (\d+)$", output, re.M)},
+        "percentiles": {float(a): float(b) for a, b in re.findall(r"^PCT ([\d.]+) ([\d.]+)$", output, re.M)},
+        "max_ms": float(total.group(3)),
+        "socket_errors": int(total.group(4)),
+        "non_2xx": int(total.group(5)),
+        "timeouts": int(total.group(6)),
+    }
+
+
+def load_summary(load: dict) -> list[str]:
+    """The run as Markdown bullets: rate, status counts and errors, latency percentiles."""
+    p = load["percentiles"]
+    codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(load["statuses"].items()))
+    return [
+        f"- requests: {load['requests']:,} in {load['seconds']:.1f} s = **{load['rps']:,.0f} req/s**",
+        f"- status codes: {codes}; socket errors {load['socket_errors']}, timeouts {load['timeouts']}, "
+        f"non-2xx {load['non_2xx']}",
+        f"- latency ms: p50 {p[50.0]:.2f}, p95 {p[95.0]:.2f}, p99 {p[99.0]:.2f}, p99.9 {p[99.9]:.2f}, "
+        f"max {load['max_ms']:.2f}",
+    ]

@@ -1,0 +1,242 @@
+"""Search wired into the product: the code location carries each dataset's embeddings and vectors assets and
+the embedder / vector store resources (EnvVar from the contract's variables); a drop materialized through
+the chain is found by `POST /search` on a real sidecar process; an unchanged re-run embeds nothing; the
+sidecar keeps answering while another process ingests, then sees the new rows; and a restart serves the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from assets.embeddings import dataset_search_assets
+from assets.lake import dataset_lake_assets
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.drop_sensor import ingest_run_config
+from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.sidecar.app import create_app
+from tests.conftest import free_port, wait_for_port
+
+WORKERS = load_specs()["workers"]
+LAKEHOUSE = [sys.executable, "-c", "from lakehouse_pipelines.cli import app; app()"]
+# The ingest job as the drop sensor launches it, in a process of its own (the Dagster run's process).
+INGEST_RUN = """
+import sys
+from lakehouse_pipelines.definitions import defs
+from lakehouse_pipelines.drop_sensor import ingest_run_config
+result = defs.resolve_job_def("workers_ingest").execute_in_process(run_config=ingest_run_config("workers", sys.argv[1:]))
+sys.exit(0 if result.success else 1)
+"""
+SEARCH_VARIABLES = (
+    "LAKEHOUSE_EMBEDDER",
+    "OLLAMA_HOST",
+    "LAKEHOUSE_OLLAMA_MODEL",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+)
+
+
+@pytest.fixture
+def search_env(lake_home, monkeypatch):
+    """The embedded defaults: local model, Qdrant Edge under LAKEHOUSE_HOME."""
+    for name in SEARCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return lake_home
+
+
+def test_definitions_carry_the_search_assets_in_the_ingest_job(search_env):
+    from lakehouse_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    embeddings, vectors = dg.AssetKey(["workers", "embeddings"]), dg.AssetKey(["workers", "vectors"])
+    assert graph.get(embeddings).parent_keys == {dg.AssetKey(["workers", "manifest"])}
+    assert graph.get(vectors).parent_keys == {embeddings}
+    # A drop's run is the whole chain: the new rows are searchable when the run succeeds.
+    job = defs.resolve_job_def("workers_ingest")
+    assert {embeddings, vectors} <= set(job.asset_layer.selected_asset_keys)
+    with dg.build_resources(defs.resources) as resources:
+        assert resources.embedder.get().model == "all-MiniLM-L6-v2"
+        store = resources.vector_store.open(search_env.home)
+        assert store.root == search_env.home / "vectors"
+
+
+def test_search_resources_read_the_contract_variables_through_envvar(search_env, monkeypatch):
+    from lakehouse_pipelines.definitions import embedder_resource, vector_store_resource
+    from lakehouse_pipelines.embedder import EmbedderError, OllamaEmbedder
+    from lakehouse_pipelines.vector_store import ServerVectorStore
+
+    monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "ollama")
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+    monkeypatch.setenv("QDRANT_URL", "http://127.0.0.1:6333")
+    monkeypatch.setenv("QDRANT_API_KEY", "k-123")
+    assert embedder_resource().kind == dg.EnvVar("LAKEHOUSE_EMBEDDER")
+    assert embedder_resource().ollama_model == ""  # unset: nomic-embed-text
+    assert vector_store_resource().qdrant_api_key == dg.EnvVar("QDRANT_API_KEY")
+    with dg.build_resources(
+        {"embedder": embedder_resource(), "vector_store": vector_store_resource()}
+    ) as res:
+        embedder = res.embedder.get()
+        assert isinstance(embedder, OllamaEmbedder)
+        assert (embedder.model, embedder.host, embedder.document_prefix) == (
+            "nomic-embed-text",
+            "http://127.0.0.1:9",
+            "search_document: ",
+        )
+        assert isinstance(res.vector_store.open(search_env.home), ServerVectorStore)
+    monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "openai")
+    with (
+        dg.build_resources({"embedder": embedder_resource()}) as res,
+        pytest.raises(EmbedderError, match="'local' or 'ollama'"),
+    ):
+        res.embedder.get()
+
+
+# ------------------------------------------------------------------------------------- end to end
+
+
+@contextmanager
+def sidecar(home: Path) -> Iterator[httpx.Client]:
+    """`lakehouse serve` on a free loopback port, in its own process group, stopped on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*LAKEHOUSE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "LAKEHOUSE_HOME": str(home), "LAKEHOUSE_ACCESS_LOG": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def search(client: httpx.Client, query: str, **body) -> dict:
+    response = client.post("/search", json={"dataset": "workers", "query": query, **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["workers", name])
+    )
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+
+def materialize_drop(drop: Path) -> dg.ExecuteInProcessResult:
+    """parquet -> manifest -> embeddings -> vectors of one drop, with the code location's resources."""
+    from lakehouse_pipelines.definitions import build_definitions
+
+    return dg.materialize(
+        [*dataset_lake_assets(WORKERS), *dataset_search_assets(WORKERS)],
+        resources=build_definitions().resources,
+        run_config=ingest_run_config("workers", [str(drop)]),
+    )
+
+
+def test_a_materialized_drop_is_found_by_post_search_and_a_rerun_embeds_nothing(search_env, tmp_path):
+    drop = write_workers_csv(tmp_path / "w1.csv", 100)
+    first = materialize_drop(drop)
+    assert metadata(first, "embeddings")["rows_embedded"] == 100
+    assert (metadata(first, "vectors")["upserted"], metadata(first, "vectors")["points"]) == (100, 100)
+    again = materialize_drop(drop)
+    assert (metadata(again, "embeddings")["rows_embedded"], metadata(again, "embeddings")["rows_reused"]) == (
+        0,
+        100,
+    )
+    assert (metadata(again, "vectors")["upserted"], metadata(again, "vectors")["version"]) == (0, 1)
+
+    async def scenario() -> list[httpx.Response]:
+        app = create_app()  # everything from the environment, as `lakehouse serve` builds it
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+                return [
+                    await client.post("/search", json={"dataset": "workers", "query": q, "k": 5, **extra})
+                    for q, extra in [
+                        ("forklift operator", {}),
+                        ("dental hygienist", {}),
+                        ("welder", {"filter": {"state": "TX"}}),
+                        ("welder", {"filter": {"salary": 5}}),
+                        ("welder", {"k": 0}),
+                    ]
+                ]
+
+    forklift, dental, texas, bad_filter, bad_k = asyncio.run(scenario())
+    hits = forklift.json()["hits"]
+    assert [h["payload"]["role"] for h in hits].count("Forklift Operator") >= 4
+    assert forklift.json()["confidence"]["level"] == "high" and dental.json()["confidence"]["level"] == "low"
+    assert texas.json()["hits"] and {h["payload"]["state"] for h in texas.json()["hits"]} == {"TX"}
+    assert (bad_filter.status_code, bad_k.status_code) == (400, 422)
+    assert "salary" in bad_filter.json()["error"]
+
+
+@pytest.mark.slow
+def test_search_keeps_answering_while_another_process_ingests_and_survives_a_restart(search_env, tmp_path):
+    home = search_env.home
+    materialize_drop(write_workers_csv(tmp_path / "w1.csv", 100))
+    newcomers = {"worker_id": {"gte": 1_001}}
+    with sidecar(home) as client:
+        assert search(client, "forklift operator", filter=newcomers)["hits"] == []
+
+        # The next drop is ingested by the drop sensor's job in another process while searches keep coming.
+        second_drop = write_workers_csv(tmp_path / "w2.csv", 100, seed=8, first_id=1_001)
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def keep_searching() -> None:
+            with httpx.Client(base_url=client.base_url, timeout=30) as own:
+                while not stop.is_set():
+                    body = {"dataset": "workers", "query": "electrician with industrial wiring", "k": 10}
+                    statuses.append(own.post("/search", json=body).status_code)
+
+        searcher = threading.Thread(target=keep_searching)
+        searcher.start()
+        try:
+            run = subprocess.run(
+                [sys.executable, "-c", INGEST_RUN, str(second_drop)],
+                env={**os.environ, "LAKEHOUSE_HOME": str(home)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            stop.set()
+            searcher.join()
+        assert run.returncode == 0, run.stderr[-2_000:]
+        assert len(statuses) > 20 and set(statuses) == {200}
+
+        # The sidecar swaps to the published version within its refresh interval (0.5 s).
+        deadline = time.monotonic() + 10
+        while not (new := search(client, "forklift operator", k=10, filter=newcomers))["hits"]:
+            assert time.monotonic() < deadline, "the sidecar never saw the new version"
+            time.sleep(0.2)
+        assert all(h["id"] >= 1_001 for h in new["hits"])
+        before_restart = search(client, "TIG welder who reads blueprints", k=10)
+
+    with sidecar(home) as restarted:
+        after_restart = search(restarted, "TIG welder who reads blueprints", k=10)
+    assert len(before_restart["hits"]) == 10
+    assert [(h["id"], h["score"]) for h in after_restart["hits"]] == [
+        (h["id"], h["score"]) for h in before_restart["hits"]
+    ]
