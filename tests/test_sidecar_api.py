@@ -242,6 +242,15 @@ def test_non_json_body_is_4xx(client):
     assert response.status_code == 422
 
 
+def test_oversize_bodies_are_413_declared_or_streamed(client):
+    huge = json.dumps({"sql": "SELECT 1 -- " + "x" * 2 * 1024**2}).encode()
+    declared = client.post("/sql", content=huge, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "byte limit" in declared.json()["error"]
+    chunks = (huge[i : i + 65536] for i in range(0, len(huge), 65536))
+    streamed = client.post("/sql", content=chunks, headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "byte limit" in streamed.json()["detail"]
+
+
 def test_slow_query_is_interrupted_at_the_deadline(workers_lake):
     with TestClient(create_app(workers_lake, SidecarSettings(query_timeout=0.5))) as c:
         started = time.perf_counter()

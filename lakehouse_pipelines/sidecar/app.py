@@ -1,8 +1,8 @@
 """The FastAPI app factory: shared state on `app.state`, routers from their own modules, errors as JSON.
 
-`app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request) and
-`app.state.settings` (SidecarSettings) are built once per process; a router added later reads them from
-`request.app.state`. Every error is `{"error": "<message>"}` (or FastAPI's `detail` for validation),
+`app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request),
+`app.state.settings` (SidecarSettings) and `app.state.search` (SearchService) are built once per process;
+a router added later reads them from `request.app.state`. Every error is `{"error": "<message>"}` (or FastAPI's `detail` for validation),
 never a stack trace.
 """
 
@@ -15,11 +15,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sidecar import routes_catalog, routes_sql
+from lakehouse_pipelines.search import SearchService, search_service_from_env
+from lakehouse_pipelines.sidecar import routes_catalog, routes_sql, search_routes
 from lakehouse_pipelines.sidecar.access_log import AccessLog
 from lakehouse_pipelines.sidecar.auth import BearerAuth
+from lakehouse_pipelines.sidecar.body_limit import BodyLimit
 from lakehouse_pipelines.sidecar.formats import NotAcceptable
 from lakehouse_pipelines.sidecar.query import DataUnavailable
 from lakehouse_pipelines.sidecar.settings import SidecarSettings
@@ -37,11 +40,23 @@ _STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
-def create_app(lake: Lake | None = None, settings: SidecarSettings | None = None) -> FastAPI:
-    """Build the sidecar for `lake` (default: from the environment); views are ready when this returns."""
+def create_app(
+    lake: Lake | None = None, settings: SidecarSettings | None = None, search: SearchService | None = None
+) -> FastAPI:
+    """Build the sidecar for `lake` (default: from the environment); views are ready when this returns.
+
+    `search` defaults to the configured embedder and vector store; the local model loads on the first
+    search, once per process, never per request.
+    """
     lake = lake or Lake.open()
     settings = settings or SidecarSettings.from_env()
-    views = ViewManager(lake, memory_limit=settings.memory_limit, refresh_interval=settings.refresh_interval)
+    search = search or search_service_from_env(Settings.from_env().home)
+    views = ViewManager(
+        lake,
+        memory_limit=settings.memory_limit,
+        refresh_interval=settings.refresh_interval,
+        threads=settings.threads,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,23 +65,27 @@ def create_app(lake: Lake | None = None, settings: SidecarSettings | None = None
             yield
         finally:
             views.close()
+            search.close()
 
     app = FastAPI(
         title="lakehouse sidecar",
-        summary="Read-only SQL over the lake's datasets, and the catalog.",
+        summary="Read-only SQL and semantic search over the lake's datasets, and the catalog.",
         version="1",
         lifespan=lifespan,
     )
     app.state.lake = lake
     app.state.views = views
     app.state.settings = settings
+    app.state.search = search
     app.include_router(routes_catalog.router)
     app.include_router(routes_sql.router)
+    app.include_router(search_routes.router)
     app.add_exception_handler(Exception, _error_response)
     for error_type, _ in _STATUS:
         app.add_exception_handler(error_type, _error_response)
     if settings.token:
         app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(BodyLimit)
     app.add_middleware(AccessLog)
     return app
 
