@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
+from bench.http_load import load_summary, wrk_post  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from lakehouse_pipelines import engine  # noqa: E402
 from lakehouse_pipelines.config import Settings  # noqa: E402
@@ -56,41 +56,6 @@ QUERIES = {
 }
 OTHER_LAYOUTS = (32_768, 122_880)  # the previous ingest setting, and DuckDB's default
 LOAD_SQL = "SELECT count(*) FROM workers"
-WRK_THREADS = 2
-# Each wrk thread stops after its share of the requests and leaves a marker file (wrk's main thread only
-# wakes at -d or on SIGINT, which the harness sends once every marker is there); `done` sums status counts.
-WRK_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"sql": "%(sql)s"}'
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads)
-end
-function init(args) codes = {}; seen = 0 end
-function response(status, headers, body)
-  codes[status] = (codes[status] or 0) + 1
-  seen = seen + 1
-  if seen == %(per_thread)d then
-    io.open("%(markers)s/done-" .. id, "w"):close()
-    wrk.thread:stop()
-  end
-end
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for status, n in pairs(t:get("codes")) do total[status] = (total[status] or 0) + n end
-  end
-  for status, n in pairs(total) do io.write(string.format("STATUS %%d %%d\\n", status, n)) end
-  for _, p in ipairs({50, 95, 99, 99.9}) do
-    io.write(string.format("PCT %%g %%.3f\\n", p, latency:percentile(p) / 1000))
-  end
-  io.write(string.format("TOTAL %%d %%d %%.3f %%d %%d %%d\\n", summary.requests, summary.duration,
-    latency.max / 1000, summary.errors.connect + summary.errors.read + summary.errors.write,
-    summary.errors.status, summary.errors.timeout))
-end
-"""
 
 
 def prepare_lake() -> Lake:
@@ -241,55 +206,14 @@ def compare_http(lake: Lake, port: int, threads: int, rounds: int) -> list[str]:
     return [*lines, ""]
 
 
-def load_run(base_url: str, requests: int, max_seconds: int, connections: int) -> dict:
-    script, markers = WORK / "sql_post.lua", WORK / "sql_wrk_done"
-    shutil.rmtree(markers, ignore_errors=True)
-    markers.mkdir(parents=True)
-    per_thread = -(-requests // WRK_THREADS)
-    script.write_text(WRK_LUA % {"sql": LOAD_SQL, "per_thread": per_thread, "markers": markers})
-    command = [
-        "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s", "--timeout", "5s",
-        "-s", str(script), base_url + "/sql",
-    ]  # fmt: skip
-    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    while wrk.poll() is None:
-        if len(list(markers.iterdir())) == WRK_THREADS:
-            wrk.send_signal(signal.SIGINT)  # every thread is done: wake wrk's main thread to report
-            break
-        time.sleep(0.05)
-    output = wrk.communicate()[0]
-    statuses = {int(a): int(b) for a, b in re.findall(r"^STATUS (\d+) (\d+)$", output, re.M)}
-    percentiles = {float(a): float(b) for a, b in re.findall(r"^PCT ([\d.]+) ([\d.]+)$", output, re.M)}
-    total = re.search(r"^TOTAL (\d+) (\d+) ([\d.]+) (\d+) (\d+) (\d+)$", output, re.M)
-    done, micros = int(total.group(1)), int(total.group(2))
-    return {
-        "command": " ".join(command).replace(str(ROOT.parent) + "/", ""),
-        "requests": done,
-        "seconds": micros / 1e6,
-        "rps": done / (micros / 1e6),
-        "statuses": statuses,
-        "percentiles": percentiles,
-        "max_ms": float(total.group(3)),
-        "socket_errors": int(total.group(4)),
-        "non_2xx": int(total.group(5)),
-        "timeouts": int(total.group(6)),
-    }
-
-
 def load_lines(load: dict, args: argparse.Namespace) -> list[str]:
-    p = load["percentiles"]
-    codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(load["statuses"].items()))
     return [
         f"### Load: wrk, `POST /sql` `{LOAD_SQL}`, concurrency {args.connections}",
         "",
         f"`{load['command']}` (Lua body; each wrk thread stops after its share of {args.requests:,} "
         f"requests, `-d` is only the time cap; per-status counts from the `response` hook)",
         "",
-        f"- requests: {load['requests']:,} in {load['seconds']:.1f} s = **{load['rps']:,.0f} req/s**",
-        f"- status codes: {codes}; socket errors {load['socket_errors']}, timeouts {load['timeouts']}, "
-        f"non-2xx {load['non_2xx']}",
-        f"- latency ms: p50 {p[50.0]:.2f}, p95 {p[95.0]:.2f}, p99 {p[99.0]:.2f}, p99.9 {p[99.9]:.2f}, "
-        f"max {load['max_ms']:.2f}",
+        *load_summary(load),
         "",
     ]
 
@@ -314,7 +238,10 @@ def main() -> None:
     try:
         base_url = f"http://127.0.0.1:{port}"
         http = compare_http(lake, port, threads, args.rounds)
-        load = load_run(base_url, args.requests, args.max_seconds, args.connections)
+        load = wrk_post(
+            base_url + "/sql", {"sql": LOAD_SQL}, requests=args.requests, max_seconds=args.max_seconds,
+            connections=args.connections, work=WORK / "sql_post",
+        )  # fmt: skip
     finally:
         stop(server)
     intro = [
