@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from lakehouse_pipelines import contracts, engine
+from lakehouse_pipelines import engine
 from lakehouse_pipelines.catalog import DataObject, Manifest, RegisterStatus
 from lakehouse_pipelines.csv_source import csv_error, quote_literal, read_csv_sql, read_header, sha256_file
 from lakehouse_pipelines.datasets import DatasetSpec
@@ -103,6 +103,8 @@ def publish_drop(
             rows = _csv_step(source, lambda: _write_parquet(con, relation, cast_sql(schema), staged))
             if spec.contract:
                 say("checking contract")
+                from lakehouse_pipelines import contracts  # pandera + pandas import in 0.7 s: only when used
+
                 contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
             obj = DataObject(
                 key=object_key(spec.name, schema_fingerprint(schema.columns), source_sha256),
