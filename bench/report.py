@@ -30,6 +30,7 @@ def assemble() -> None:
     sections = [p.read_text() for p in sorted(RESULTS.glob("*.md"))]
     header = (
         "# Benchmarks\n\nMeasured on this project's 2-core machines; each section says the command that produced\n"
-        "it. Figures are medians of interleaved rounds with min-max: these machines drift up to 2x minute to minute.\n\n"
+        "it. Figures are medians of interleaved rounds with min-max: these machines drift up to 2x minute to minute.\n"
+        "`bench/run_all` runs every benchmark in sequence (about 40 minutes) and rewrites this file.\n\n"
     )
     (BENCH.parent / "BENCHMARKS.md").write_text(header + "\n".join(sections))
