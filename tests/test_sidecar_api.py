@@ -177,6 +177,13 @@ def test_type_aware_json(client):
     assert types["dec"] == "DECIMAL(10,3)" and types["tstz"] == "TIMESTAMP WITH TIME ZONE"
 
 
+def test_time_with_time_zone_keeps_its_offset_in_every_format(client):
+    statement = "SELECT 1 AS n, '10:11:12+05:30'::TIMETZ AS tz -- a trailing comment"
+    body = sql(client, statement).json()
+    assert body["rows"] == [[1, "10:11:12+05:30"]]
+    assert "10:11:12+05:30" in sql(client, statement, accept="text/csv").text
+
+
 def test_type_aware_json_edge_values(client):
     statement = """
         SELECT '-inf'::DOUBLE AS ninf, 1.5::FLOAT AS f, '-infinity'::TIMESTAMP AS tinf,

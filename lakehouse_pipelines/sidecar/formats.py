@@ -5,7 +5,7 @@ JSON mapping (nothing silently lost, never a 500 for a type):
   with NaN / Infinity / -Infinity as those strings (JSON has no such numbers);
 - DATE -> "YYYY-MM-DD"; TIMESTAMP -> "YYYY-MM-DDTHH:MM:SS[.ffffff[fff]]", with "Z" when it has a time
   zone (the engine runs in UTC); infinite dates and timestamps -> "infinity" / "-infinity"; TIME -> "HH:MM:SS[.f]"
-  (TIME WITH TIME ZONE loses its offset in DuckDB's Arrow export: cast it to VARCHAR to keep it);
+  (TIME WITH TIME ZONE comes back as text, `10:11:12+05:30`: DuckDB's Arrow export would drop the offset);
 - INTERVAL -> ISO 8601 duration ("P1M2DT3.5S"), months, days and nanoseconds kept apart;
 - BLOB -> base64 string; BIT -> "0101..."; UUID, ENUM, JSON, VARCHAR -> strings; HUGEINT -> numbers;
 - LIST / ARRAY -> arrays; STRUCT -> objects; MAP -> arrays of {"key", "value"} (keys need not be strings).

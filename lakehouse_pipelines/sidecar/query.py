@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from lakehouse_pipelines.csv_source import quote_ident
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.sidecar import formats
 from lakehouse_pipelines.sidecar.deadlines import Deadlines
@@ -21,6 +22,7 @@ from lakehouse_pipelines.sidecar.sql_guard import check_read_only, first_line
 from lakehouse_pipelines.sidecar.views import ViewManager
 
 BATCH_ROWS = 2_048
+TIMETZ = "TIME WITH TIME ZONE"
 DEADLINES = Deadlines()  # one watchdog thread per process, shared by every engine in it
 _UNKNOWN_TABLE = re.compile(r'Table with name "?([^"!\s]+)"? does not exist')
 _PATH = re.compile(r"""(["'])(/|s3://|https?://)[^"']*\1""")
@@ -79,12 +81,27 @@ def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
     try:
         cursor.execute(sql)
         types = [str(d[1]) for d in cursor.description or []]
+        if TIMETZ in types:
+            cursor.execute(_timetz_as_text(sql, cursor.description))
+            types = [str(d[1]) for d in cursor.description or []]
         reader = cursor.to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError) as exc:
         DEADLINES.disarm(ticket)
         cursor.close()
         raise translate(exc, timeout, views.datasets) from None
     return Running(cursor, ticket, reader, types, timeout, views.datasets)
+
+
+def _timetz_as_text(sql: str, description: list) -> str:
+    """The query again with its TIME WITH TIME ZONE columns as text: DuckDB's Arrow export drops the offset."""
+    columns = ", ".join(
+        f"CAST({quote_ident(d[0])} AS VARCHAR) AS {quote_ident(d[0])}"
+        if str(d[1]) == TIMETZ
+        else quote_ident(d[0])
+        for d in description
+    )
+    # the newline ends a trailing `--` comment before the closing parenthesis
+    return f"SELECT {columns} FROM ({sql.rstrip().rstrip(';')}\n)"
 
 
 def run_json(views: ViewManager, sql: str, *, timeout: float, max_rows: int) -> dict:
