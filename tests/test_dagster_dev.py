@@ -1,4 +1,5 @@
-"""The real `dagster dev` (UI + daemon) loads the code location; its GraphQL API shows assets and sensors."""
+"""The real `dagster dev` (UI + daemon) loads the code location; its GraphQL API shows assets, the drop
+sensor and the audit schedule, both running."""
 
 import os
 import shutil
@@ -13,7 +14,8 @@ from tests.conftest import free_port, stop_process_group, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
-  name assetNodes { assetKey { path } } sensors { name sensorState { status } } } } } }"""
+  name assetNodes { assetKey { path } } sensors { name sensorState { status } }
+  schedules { name scheduleState { status } } } } } }"""
 
 
 def test_dagster_dev_serves_the_code_location(tmp_path):
@@ -42,8 +44,10 @@ def test_dagster_dev_serves_the_code_location(tmp_path):
             time.sleep(0.5)
         assert nodes, "the code location never loaded"
         assets = {"/".join(a["assetKey"]["path"]) for a in nodes[0]["assetNodes"]}
-        assert {"workers/parquet", "workers/manifest"} <= assets
+        assert {"workers/parquet", "workers/manifest", "workers/embeddings", "workers/vectors"} <= assets
         sensors = {s["name"]: s["sensorState"]["status"] for s in nodes[0]["sensors"]}
         assert sensors["landing_drop_sensor"] == "RUNNING"
+        schedules = {s["name"]: s["scheduleState"]["status"] for s in nodes[0]["schedules"]}
+        assert schedules["audit_schedule"] == "RUNNING"
     finally:
         stop_process_group(process)
