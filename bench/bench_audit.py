@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
-from bench.report import write_section  # noqa: E402
+from bench.report import publish  # noqa: E402
 from lakehouse_pipelines.audit.contract import contract_problems  # noqa: E402
 from lakehouse_pipelines.audit.metrics import compute_metrics  # noqa: E402
 from lakehouse_pipelines.audit.runner import run_audit  # noqa: E402
@@ -84,9 +84,7 @@ def main() -> None:
         f"Baseline envelope size: {len(run_audit(lake, spec, record=False).baseline.encode()):,} bytes. "
         f"DuckDB runs with {os.cpu_count()} threads and a 512 MB memory limit.",
     ]
-    command = f"python bench/bench_audit.py --rows {args.rows} --rounds {args.rounds}"
-    path = write_section("audit", "Audit metrics and drift at scale", command, lines)
-    print(path.read_text())
+    publish("audit", "Audit metrics and drift at scale", lines)
 
 
 if __name__ == "__main__":

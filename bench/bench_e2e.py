@@ -35,7 +35,7 @@ WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
 from assets.embeddings import embeddings_key  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish, spread  # noqa: E402
 from lakehouse_pipelines import sample_data  # noqa: E402
 from lakehouse_pipelines.definitions import build_definitions  # noqa: E402
 from lakehouse_pipelines.drop_sensor import SENSOR_NAME  # noqa: E402
@@ -208,12 +208,6 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def spread(values: list[float], digits: int = 2) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def stage_table(stages: list[Stage], rows: int, rounds: list[list[Measure]]) -> list[str]:
     lines = []
     for i, stage in enumerate(stages):
@@ -274,11 +268,7 @@ def main() -> None:
         *extrapolation(stages, lake_stages, args, big_rounds, small_round),
         *noop_lines(args, graph, noop_small, noop_big, big_rounds),
     ]
-    command = "python bench/bench_e2e.py " + " ".join(sys.argv[1:])
-    path = write_section(
-        "e2e", "End to end through Dagster: drop to search and audit", command.strip(), lines
-    )
-    print(path.read_text())
+    publish("e2e", "End to end through Dagster: drop to search and audit", lines)
 
 
 def intro(args: argparse.Namespace) -> list[str]:

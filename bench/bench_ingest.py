@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.report import machine_note, write_section
+from bench.report import machine_note, publish
 from lakehouse_pipelines.sample_data import write_workers_csv
 
 WORK = Path(__file__).resolve().parent / ".work"
@@ -144,13 +144,7 @@ def main() -> None:
             f"| {name} | {statistics.median(walls):.2f} s ({min(walls):.2f}-{max(walls):.2f}) | "
             f"{statistics.median(walls) / baseline:.2f}x | {statistics.median(rss):.0f} MiB | {types_right(runs[-1][2])} |"
         )
-    write_section(
-        "ingest",
-        "Ingest: CSV → Parquet",
-        f"python bench/bench_ingest.py --rows {args.rows} --rounds {args.rounds}",
-        lines,
-    )
-    print("\n".join(lines))
+    publish("ingest", "Ingest: CSV → Parquet", lines)
 
 
 if __name__ == "__main__":

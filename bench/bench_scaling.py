@@ -21,14 +21,10 @@ sys.path.insert(0, str(ROOT.parent))
 from bench.bench_e2e import cached_workers_csv  # noqa: E402
 from bench.bench_ingest import PROGRAMS, WORK, run_once  # noqa: E402
 from bench.bench_search import bench_index  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish, spread  # noqa: E402
 
 ENGINES = {"ours": "ingest_plain", "duckdb": "duckdb"}
 SUMMARY_EF = "128"
-
-
-def spread(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def ingest_curve(sizes: list[int], rounds: int) -> list[str]:
@@ -110,11 +106,7 @@ def main() -> None:
             "",
             *(line for table in tables.values() for line in table),
         ]
-    command = "python bench/bench_scaling.py " + " ".join(sys.argv[1:])
-    path = write_section(
-        "scaling", "Scaling: ingest and the HNSW index as data grows", command.strip(), lines
-    )
-    print(path.read_text())
+    publish("scaling", "Scaling: ingest and the HNSW index as data grows", lines)
 
 
 if __name__ == "__main__":

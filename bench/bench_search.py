@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT.parent))
 
 from bench.bench_sql import free_port, start_server, stop  # noqa: E402
 from bench.http_load import load_summary, wrk_post  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish, spread  # noqa: E402
 from lakehouse_pipelines.config import Settings  # noqa: E402
 from lakehouse_pipelines.datasets import load_specs  # noqa: E402
 from lakehouse_pipelines.embedder import LocalEmbedder, normalize  # noqa: E402
@@ -50,10 +50,6 @@ WORKERS = load_specs()["workers"]
 DIM = 384
 LOAD_BODY = {"dataset": "workers", "query": "forklift operator night shift", "k": 10}
 GO_LAKEHOUSE = "the Go lakehouse: 2,772 req/s, p99 8.5 ms, zero errors over 101K requests"
-
-
-def spread(values: list[float], unit: str = "", digits: int = 1) -> str:
-    return f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,16 +106,16 @@ def bench_embedding(root: Path, rows: int, rounds: int) -> tuple[list[str], Path
         "",
         "| | rows/s (wall) |",
         "|---|---|",
-        f"| raw `model.encode` of the same texts, one call | {spread([rows / r[0] for r in raw])} |",
-        f"| pipeline `build_embeddings` | {spread([rows / p[0] for p in pipeline])} |",
-        f"| **pipeline / raw, wall** | **{spread(wall_ratio, 'x', 2)}** |",
-        f"| pipeline / raw, CPU time | {spread(cpu_ratio, 'x', 2)} |",
+        f"| raw `model.encode` of the same texts, one call | {spread([rows / r[0] for r in raw], 1)} |",
+        f"| pipeline `build_embeddings` | {spread([rows / p[0] for p in pipeline], 1)} |",
+        f"| **pipeline / raw, wall** | **{spread(wall_ratio, 2, 'x')}** |",
+        f"| pipeline / raw, CPU time | {spread(cpu_ratio, 2, 'x')} |",
         "",
         f"The pipeline's own cost (DuckDB read, render, hash, cache, Parquet write) with a free stand-in "
-        f"embedder: {spread(overhead, ' ms/row', 3)}, against {spread(model_ms, ' ms/row', 1)} for the model.",
+        f"embedder: {spread(overhead, 3, ' ms/row')}, against {spread(model_ms, 1, ' ms/row')} for the model.",
         "",
         f"Re-run with no changes: {[r.rows_embedded for r in reruns]} rows embedded, "
-        f"{spread([r.seconds for r in reruns], ' s', 3)} per run.",
+        f"{spread([r.seconds for r in reruns], 3, ' s')} per run.",
         "",
     ]
     return lines, home
@@ -319,14 +315,7 @@ def main() -> None:
         print("\n".join(index_lines), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    command = "python bench/bench_search.py " + " ".join(sys.argv[1:])
-    path = write_section(
-        "search",
-        "Embeddings, HNSW index and search",
-        command.strip(),
-        [*embedding_lines, *http_lines, *index_lines],
-    )
-    print(f"wrote {path}")
+    publish("search", "Embeddings, HNSW index and search", [*embedding_lines, *http_lines, *index_lines])
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
 from bench.http_load import load_summary, wrk_post  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish, spread  # noqa: E402
 from lakehouse_pipelines import engine  # noqa: E402
 from lakehouse_pipelines.config import Settings  # noqa: E402
 from lakehouse_pipelines.csv_source import quote_literal  # noqa: E402
@@ -202,7 +202,7 @@ def compare_http(lake: Lake, port: int, threads: int, rounds: int) -> list[str]:
     for query in QUERIES:
         local, http = times[("local", query)], times[("http", query)]
         delta = statistics.median(http) - statistics.median(local)
-        lines.append(f"| {query} | {fmt(local)} | {fmt(http)} | {delta:+.2f} |")
+        lines.append(f"| {query} | {spread(local)} | {spread(http)} | {delta:+.2f} |")
     return [*lines, ""]
 
 
@@ -216,10 +216,6 @@ def load_lines(load: dict, args: argparse.Namespace) -> list[str]:
         *load_summary(load),
         "",
     ]
-
-
-def fmt(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
@@ -251,12 +247,11 @@ def main() -> None:
         f"Parquet object written by ingest ({ROW_GROUP_ROWS:,}-row groups, rows in worker_id order).",
         "",
     ]
-    command = "python bench/bench_sql.py " + " ".join(sys.argv[1:])
-    path = write_section(
-        "sql", "SQL through the sidecar vs in-process DuckDB", command.strip(),
+    publish(
+        "sql",
+        "SQL through the sidecar vs in-process DuckDB",
         [*intro, *layouts, *http, *load_lines(load, args)],
-    )  # fmt: skip
-    print(path.read_text())
+    )
 
 
 if __name__ == "__main__":

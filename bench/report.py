@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,21 @@ RESULTS = BENCH / "results"
 
 def machine_note() -> str:
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, {datetime.now(UTC):%Y-%m-%d}"
+
+
+def spread(values: list[float], digits: int = 2, unit: str = "") -> str:
+    """Median (min-max), the way every table here reports repeated measurements; one value stands alone."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}{unit}"
+    return f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def publish(name: str, title: str, lines: list[str]) -> Path:
+    """Write the section with the command line that produced it, and print it."""
+    command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    path = write_section(name, title, command, lines)
+    print(path.read_text())
+    return path
 
 
 def write_section(name: str, title: str, command: str, lines: list[str]) -> Path:
