@@ -2,8 +2,7 @@
 
 One multi-asset check per dataset runs one audit (`audit/runner.py`) and reports it as up to five results,
 so a run appends exactly one line to the baseline log however many of its checks it evaluates. The checks
-run after every ingest (the ingest job selects the dataset's group, which takes the checks targeting its
-assets along) and on the audit schedule, alone.
+run after every ingest (the ingest job selects them with the manifest asset) and on the audit schedule, alone.
 
 Severities: a changed schema or a broken contract is bad data, so those fail with ERROR and are blocking:
 `<dataset>/embeddings` and anything else downstream of the manifest does not run in that run. Row-count and
@@ -17,17 +16,17 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.lake import manifest_key
+from assets.asset_keys import manifest_key
 from lakehouse_pipelines.audit.chart import distribution_svg, markdown_image
-from lakehouse_pipelines.audit.contract import contract_problems
+from lakehouse_pipelines.audit.contract_recheck import contract_problems
 from lakehouse_pipelines.audit.drift import DriftRow, worst
 from lakehouse_pipelines.audit.report import format_change, markdown
 from lakehouse_pipelines.audit.runner import AuditResult, run_audit
-from lakehouse_pipelines.catalog import Manifest
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
-from resources.lake import LakeResource
+from lakehouse_pipelines.lake.catalog import Manifest
+from resources.lake_resource import LakeResource
 
 SCHEMA_CHECK = "schema_unchanged"
 CONTRACT_CHECK = "contract"

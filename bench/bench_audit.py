@@ -26,14 +26,14 @@ WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
 from bench.report import publish  # noqa: E402
-from lakehouse_pipelines.audit.contract import contract_problems  # noqa: E402
+from lakehouse_pipelines.audit.contract_recheck import contract_problems  # noqa: E402
 from lakehouse_pipelines.audit.metrics import compute_metrics  # noqa: E402
 from lakehouse_pipelines.audit.runner import run_audit  # noqa: E402
-from lakehouse_pipelines.config import Settings  # noqa: E402
 from lakehouse_pipelines.datasets import load_specs  # noqa: E402
-from lakehouse_pipelines.ingest import ingest  # noqa: E402
+from lakehouse_pipelines.ingest.publish import ingest  # noqa: E402
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv  # noqa: E402
 from lakehouse_pipelines.lake import Lake  # noqa: E402
-from lakehouse_pipelines.sample_data import write_workers_csv  # noqa: E402
+from lakehouse_pipelines.settings import LakeSettings  # noqa: E402
 
 
 def prepare(rows: int) -> Lake:
@@ -42,7 +42,7 @@ def prepare(rows: int) -> Lake:
         write_workers_csv(csv, rows)
     home = WORK / "audit_home"
     shutil.rmtree(home, ignore_errors=True)
-    lake = Lake.open(Settings.from_env({"LAKEHOUSE_HOME": str(home)}))
+    lake = Lake.open(LakeSettings.under(home))
     ingest(lake, str(csv), load_specs()["workers"])
     return lake
 

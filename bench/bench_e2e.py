@@ -34,18 +34,18 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"
 sys.path.insert(0, str(ROOT.parent))
 
-from assets.embeddings import embeddings_key  # noqa: E402
+from assets.asset_keys import embeddings_key  # noqa: E402
+from assets.definitions import build_definitions  # noqa: E402
+from assets.drop_sensor import SENSOR_NAME  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
-from lakehouse_pipelines import sample_data  # noqa: E402
-from lakehouse_pipelines.definitions import build_definitions  # noqa: E402
-from lakehouse_pipelines.drop_sensor import SENSOR_NAME  # noqa: E402
+from lakehouse_pipelines.ingest import sample_workers as sample_data  # noqa: E402
 
 # One stage in a fresh process. argv[1] is the task as JSON; the last stdout line is the outcome as JSON.
 CHILD = """
 import json, sys, time
 started = time.perf_counter()
 import dagster as dg
-from lakehouse_pipelines.definitions import build_definitions
+from assets.definitions import build_definitions
 task = json.loads(sys.argv[1])
 defs = build_definitions()
 instance = dg.DagsterInstance.get()

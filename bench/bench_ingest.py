@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import machine_note, publish
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
 WORK = Path(__file__).resolve().parent / ".work"
 EXPECTED = {
@@ -50,7 +50,7 @@ PROGRAMS = {
 import os, sys
 os.environ["LAKEHOUSE_HOME"] = sys.argv[2]
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 lake = Lake.open()
 print(lake.storage.location(ingest(lake, sys.argv[1], "bench").object.key))
 """,
@@ -59,7 +59,7 @@ import os, sys
 os.environ["LAKEHOUSE_HOME"] = sys.argv[2]
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 lake = Lake.open()
 print(lake.storage.location(ingest(lake, sys.argv[1], load_specs()["workers"]).object.key))
 """,

@@ -34,16 +34,17 @@ sys.path.insert(0, str(ROOT.parent))
 from bench.bench_sql import free_port, start_server, stop  # noqa: E402
 from bench.http_load import load_summary, wrk_post  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
-from lakehouse_pipelines.config import Settings  # noqa: E402
 from lakehouse_pipelines.datasets import load_specs  # noqa: E402
-from lakehouse_pipelines.embedder import LocalEmbedder, normalize  # noqa: E402
-from lakehouse_pipelines.embeddings import build_embeddings  # noqa: E402
-from lakehouse_pipelines.ingest import ingest  # noqa: E402
+from lakehouse_pipelines.ingest.publish import ingest  # noqa: E402
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv  # noqa: E402
 from lakehouse_pipelines.lake import Lake  # noqa: E402
-from lakehouse_pipelines.row_text import iter_rows  # noqa: E402
-from lakehouse_pipelines.sample_data import write_workers_csv  # noqa: E402
-from lakehouse_pipelines.search import index_dataset  # noqa: E402
-from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings, VectorBatch  # noqa: E402
+from lakehouse_pipelines.search.documents import iter_rows  # noqa: E402
+from lakehouse_pipelines.search.embedders import LocalEmbedder, normalize  # noqa: E402
+from lakehouse_pipelines.search.embeddings_build import build_embeddings  # noqa: E402
+from lakehouse_pipelines.search.service import index_dataset  # noqa: E402
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore  # noqa: E402
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorBatch  # noqa: E402
+from lakehouse_pipelines.settings import LakeSettings  # noqa: E402
 from tests.search_support import HashEmbedder  # noqa: E402
 
 WORKERS = load_specs()["workers"]
@@ -57,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def open_lake(home: Path) -> Lake:
-    return Lake.open(Settings(home=home, storage=str(home / "lake"), landing=str(home / "landing")))
+    return Lake.open(LakeSettings.under(home))
 
 
 def fresh_home(root: Path, csv: Path) -> Path:

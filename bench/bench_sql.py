@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT.parent))
 
 from bench.http_load import load_summary, wrk_post  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
-from lakehouse_pipelines import engine  # noqa: E402
-from lakehouse_pipelines.config import Settings  # noqa: E402
-from lakehouse_pipelines.csv_source import quote_literal  # noqa: E402
 from lakehouse_pipelines.datasets import load_specs  # noqa: E402
-from lakehouse_pipelines.ingest import ROW_GROUP_ROWS, ingest  # noqa: E402
+from lakehouse_pipelines.ingest.csv_file import quote_literal  # noqa: E402
+from lakehouse_pipelines.ingest.publish import ROW_GROUP_ROWS, ingest  # noqa: E402
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv  # noqa: E402
 from lakehouse_pipelines.lake import Lake  # noqa: E402
-from lakehouse_pipelines.sample_data import write_workers_csv  # noqa: E402
+from lakehouse_pipelines.lake import duckdb_connection as engine  # noqa: E402
+from lakehouse_pipelines.settings import LakehouseSettings  # noqa: E402
 from lakehouse_pipelines.sidecar.server import engine_threads  # noqa: E402
 
 ROWS = 500_000
@@ -65,7 +65,7 @@ def prepare_lake() -> Lake:
     os.environ["LAKEHOUSE_HOME"] = str(home)
     for name in ("LAKEHOUSE_STORAGE", "LAKEHOUSE_LANDING", "LAKEHOUSE_API_TOKEN", "LAKEHOUSE_SQL_THREADS"):
         os.environ.pop(name, None)
-    lake = Lake.open(Settings.from_env())
+    lake = Lake.open(LakehouseSettings().lake)
     csv = WORK / "sql_workers_500k.csv"
     if not csv.exists():
         write_workers_csv(csv, ROWS)

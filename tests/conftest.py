@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_pipelines.config import Settings
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.settings import LakehouseSettings, LakeSettings
 
 _LAKE_VARIABLES = ("LAKEHOUSE_HOME", "LAKEHOUSE_STORAGE", "LAKEHOUSE_LANDING", "LAKEHOUSE_MAX_FILE_BYTES")
 
@@ -52,16 +52,16 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, tim
 
 
 @pytest.fixture
-def lake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def lake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LakeSettings:
     """A fresh lake under a temporary LAKEHOUSE_HOME, with the embedded defaults."""
     for name in _LAKE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
-    return Settings.from_env()
+    return LakehouseSettings().lake
 
 
 @pytest.fixture
-def lake(lake_home: Settings) -> Lake:
+def lake(lake_home: LakeSettings) -> Lake:
     return Lake.open(lake_home)
 
 
@@ -107,7 +107,7 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def s3_lake(s3_bucket: str, lake_home: Settings, monkeypatch: pytest.MonkeyPatch) -> Lake:
+def s3_lake(s3_bucket: str, lake_home: LakeSettings, monkeypatch: pytest.MonkeyPatch) -> Lake:
     """A lake whose storage is the S3 bucket (scratch space stays local)."""
     monkeypatch.setenv("LAKEHOUSE_STORAGE", f"{s3_bucket}/lake")
-    return Lake.open(Settings.from_env())
+    return Lake.open(LakehouseSettings().lake)

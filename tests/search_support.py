@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from lakehouse_pipelines.embedder import LocalEmbedder, normalize
+from lakehouse_pipelines.search.embedders import LocalEmbedder, normalize
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.asset_keys import manifest_key
 from assets.audit_checks import (
     CONTRACT_CHECK,
     DISTRIBUTION_CHECK,
@@ -20,13 +21,14 @@ from assets.audit_checks import (
     SCHEMA_CHECK,
     dataset_audit_checks,
 )
-from assets.lake import dataset_lake_assets, manifest_key
+from assets.audit_schedule import AUDIT_JOB_NAME, CRON_VARIABLE, SCHEDULE_NAME
+from assets.ingest_assets import dataset_ingest
 from lakehouse_pipelines.audit.baseline_log import Baseline, BaselineLog
-from lakehouse_pipelines.audit_schedule import AUDIT_JOB_NAME, CRON_VARIABLE, DEFAULT_CRON, SCHEDULE_NAME
 from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
-from resources.lake import LakeResource
+from lakehouse_pipelines.settings import DEFAULT_AUDIT_CRON as DEFAULT_CRON
+from resources.lake_resource import LakeResource
 from tests.test_audit_domain import shifted_copy
 
 WORKERS = load_specs()["workers"]
@@ -41,9 +43,9 @@ def downstream() -> None:
 def ingest_run(lake_home, sources: list[Path], spec: DatasetSpec = WORKERS) -> dg.ExecuteInProcessResult:
     """The dataset's chain, its audit checks and a downstream asset, materialized like an ingest run."""
     return dg.materialize(
-        [*dataset_lake_assets(spec), dataset_audit_checks(spec), downstream],
+        [dataset_ingest(spec), dataset_audit_checks(spec), downstream],
         resources={"lake": LakeResource(home=str(lake_home.home))},
-        run_config={"ops": {"workers__parquet": {"config": {"sources": [str(s) for s in sources]}}}},
+        run_config={"ops": {"workers__ingest": {"config": {"sources": [str(s) for s in sources]}}}},
         raise_on_error=False,
     )
 
@@ -145,7 +147,7 @@ def test_a_changed_schema_fingerprint_fails_and_blocks(lake_home, workers_csv):
 
 
 def test_the_ingest_job_runs_the_checks_and_the_audit_job_runs_only_them(lake_home, workers_csv):
-    from lakehouse_pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     defs = build_definitions()
     ingest_nodes = [n.name for n in defs.resolve_job_def("workers_ingest").nodes_in_topological_order]
@@ -168,7 +170,7 @@ def test_the_ingest_job_runs_the_checks_and_the_audit_job_runs_only_them(lake_ho
 
 
 def test_the_schedule_requests_a_run_of_the_audit_job(lake_home, monkeypatch):
-    from lakehouse_pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     schedule = build_definitions().resolve_schedule_def(SCHEDULE_NAME)
     assert (schedule.cron_schedule, schedule.job_name) == (DEFAULT_CRON, AUDIT_JOB_NAME)

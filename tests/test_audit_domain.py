@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from lakehouse_pipelines.audit.baseline_log import LOG_KEY, Baseline, BaselineLog
 from lakehouse_pipelines.audit.chart import distribution_svg, markdown_image
-from lakehouse_pipelines.audit.contract import contract_problems
+from lakehouse_pipelines.audit.contract_recheck import contract_problems
 from lakehouse_pipelines.audit.distribution import distribution_drift, js_distance, psi
 from lakehouse_pipelines.audit.drift import AuditConfig, Threshold, drift_table, relative_verdict, worst
 from lakehouse_pipelines.audit.metrics import compute_metrics
@@ -24,9 +24,9 @@ from lakehouse_pipelines.audit.report import markdown
 from lakehouse_pipelines.audit.runner import identifier_columns, run_audit
 from lakehouse_pipelines.cli import app
 from lakehouse_pipelines.datasets import DatasetSpec, load_specs
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -152,7 +152,7 @@ def concurrent_appends(logs: list[BaselineLog], per_writer: int) -> set[str]:
 
 @pytest.mark.s3
 def test_two_concurrent_appenders_on_s3_lose_nothing(s3_lake: Lake):
-    from lakehouse_pipelines.storage import S3Storage
+    from lakehouse_pipelines.lake.storage import S3Storage
 
     writers = [BaselineLog(S3Storage(s3_lake.storage.url)) for _ in range(2)]
     written = concurrent_appends(writers, per_writer=12)
@@ -162,7 +162,7 @@ def test_two_concurrent_appenders_on_s3_lose_nothing(s3_lake: Lake):
 
 
 def test_two_concurrent_appenders_on_a_local_lake_lose_nothing(lake: Lake):
-    from lakehouse_pipelines.storage import LocalStorage
+    from lakehouse_pipelines.lake.storage import LocalStorage
 
     written = concurrent_appends([BaselineLog(LocalStorage(lake.storage.url)) for _ in range(2)], 12)
     lines = BaselineLog(lake.storage).read()

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from lakehouse_pipelines.catalog import Catalog, DataObject, Manifest
 from lakehouse_pipelines.errors import SchemaDrift
-from lakehouse_pipelines.fingerprint import Column
-from lakehouse_pipelines.identity import dataset_id
-from lakehouse_pipelines.storage import LocalStorage
+from lakehouse_pipelines.lake.catalog import Catalog, DataObject, Manifest
+from lakehouse_pipelines.lake.fingerprint import Column
+from lakehouse_pipelines.lake.keys import dataset_id
+from lakehouse_pipelines.lake.storage import LocalStorage
 
 COLUMNS = (Column("id", "int64", False), Column("name", "string", False))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lakehouse_pipelines.cli import app
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
 LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
 

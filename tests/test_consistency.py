@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse_pipelines.config import Settings
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.settings import LakeSettings
 
-INGEST = "import sys; from lakehouse_pipelines.lake import Lake; from lakehouse_pipelines.ingest import ingest\n" \
+INGEST = "import sys; from lakehouse_pipelines.lake import Lake; from lakehouse_pipelines.ingest.publish import ingest\n" \
     "lake = Lake.open()\nfor path in sys.argv[1:]: ingest(lake, path, 'workers')"  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def test_a_burst_of_drops_with_copies_is_ingested_once_per_distinct_file(drops, 
     assert_consistent(lake)
 
 
-def test_kill_9_at_any_point_leaves_old_or_new_state(lake_home: Settings, tmp_path):
+def test_kill_9_at_any_point_leaves_old_or_new_state(lake_home: LakeSettings, tmp_path):
     big = write_workers_csv(tmp_path / "big.csv", 60_000, seed=3)
     lake = Lake.open(lake_home)
     for delay in (0.05, 0.4, 0.8, 1.2, 1.6):

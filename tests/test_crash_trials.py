@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_pipelines.config import Settings
-from lakehouse_pipelines.embeddings import current_embeddings
 from lakehouse_pipelines.errors import NotFound
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
-from lakehouse_pipelines.vector_store import EdgeVectorStore
+from lakehouse_pipelines.search.embeddings_build import current_embeddings
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.settings import LakehouseSettings
 from tests.test_consistency import assert_consistent
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_kill_9_anywhere_in_the_chain_then_a_rerun_completes(backend, drops, tmp
         monkeypatch.setenv(
             "LAKEHOUSE_STORAGE", f"{storage_root}/trial{trial}" if storage_root else str(home / "lake")
         )
-        lake = Lake.open(Settings.from_env())
+        lake = Lake.open(LakehouseSettings().lake)
 
         delay = rng.uniform(0.0, 1.5)
         assert run_chain(drops, kill_after=stage, delay=delay) == -signal.SIGKILL, (stage, delay)

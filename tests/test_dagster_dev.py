@@ -1,5 +1,6 @@
-"""The real `dagster dev` (UI + daemon) loads the code location; its GraphQL API shows assets, the drop
-sensor and the audit schedule, both running."""
+"""The real `dg dev` (UI + daemon), started as scripts/dev starts it, loads the code location without a
+warning; its GraphQL API shows assets, the drop sensor, the search automation sensor and the audit schedule,
+all running."""
 
 import os
 import shutil
@@ -25,13 +26,15 @@ def test_dagster_dev_serves_the_code_location(tmp_path):
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     port = free_port()
     env = {**os.environ, "LAKEHOUSE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    dagster = Path(sys.executable).parent / "dagster"
+    env["VIRTUAL_ENV"] = str(Path(sys.executable).parents[1])
+    dg = Path(sys.executable).parent / "dg"
+    log = tmp_path / "dev.log"
     process = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
+        [str(dg), "dev", "--target-path", str(REPO), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=dagster_home,  # as scripts/dev runs it
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # `dagster dev` ignores SIGTERM from a non-interactive parent otherwise
     )
     try:
@@ -46,8 +49,11 @@ def test_dagster_dev_serves_the_code_location(tmp_path):
         assets = {"/".join(a["assetKey"]["path"]) for a in nodes[0]["assetNodes"]}
         assert {"workers/parquet", "workers/manifest", "workers/embeddings", "workers/vectors"} <= assets
         sensors = {s["name"]: s["sensorState"]["status"] for s in nodes[0]["sensors"]}
-        assert sensors["landing_drop_sensor"] == "RUNNING"
+        assert sensors["landing_drop_sensor"] == sensors["search_automation_sensor"] == "RUNNING"
         schedules = {s["name"]: s["scheduleState"]["status"] for s in nodes[0]["schedules"]}
         assert schedules["audit_schedule"] == "RUNNING"
     finally:
         stop_process_group(process)
+    output = log.read_text()
+    for warning in ("superseded", "Deprecat", "Found a dagster instance configuration", "BetaWarning"):
+        assert warning not in output, output

@@ -20,6 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lakehouse_pipelines.cli import app
+from lakehouse_pipelines.settings import LakehouseSettings
 from tests.conftest import free_port, stop_process_group, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +35,9 @@ SERVICES: dict[str, dict] = COMPOSE["services"]
 
 
 def code_variables() -> set[str]:
-    """Environment variable names the code reads: string constants that are exactly such a name, plus
-    `env:` references in the Dagster YAML files."""
-    names = set()
+    """Environment variable names the code reads: the settings model's fields, string constants that are
+    exactly such a name, plus `env:` references in the Dagster YAML files."""
+    names = {field.upper() for field in LakehouseSettings.model_fields}
     for directory in CODE_DIRS:
         for path in (REPO / directory).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):

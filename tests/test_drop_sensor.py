@@ -8,26 +8,29 @@ import boto3
 import dagster as dg
 import pytest
 
-from lakehouse_pipelines import engine
+from assets.dataset_defs import ingest_job_name
+from assets.drop_sensor import build_drop_sensor
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.drop_sensor import build_drop_sensor, ingest_job_name
-from lakehouse_pipelines.drops import MAX_DROPS_PER_TICK, Cursor
+from lakehouse_pipelines.ingest.landing_scan import MAX_DROPS_PER_TICK, Cursor
 from lakehouse_pipelines.lake import Lake
-from resources.lake import LakeResource
+from lakehouse_pipelines.lake import duckdb_connection as engine
+from resources.lake_resource import LakeResource
 
 SPECS = load_specs()
 SENSOR = build_drop_sensor(SPECS, [dg.define_asset_job(ingest_job_name(n)) for n in SPECS])
 
 
 def tick(lake: LakeResource, cursor: str | None) -> dg.SensorResult:
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake}) as context,
+    ):
         return SENSOR(context)
 
 
 def sources(result: dg.SensorResult) -> list[str]:
     return [
-        s for r in result.run_requests for s in r.run_config["ops"]["workers__parquet"]["config"]["sources"]
+        s for r in result.run_requests for s in r.run_config["ops"]["workers__ingest"]["config"]["sources"]
     ]
 
 
@@ -121,7 +124,7 @@ def test_more_than_a_thousand_drops_are_paged_and_chunked_across_ticks(landing):
 
 
 def test_s3_drops_to_a_queryable_s3_lake_end_to_end(s3_bucket, lake_home, workers_csv, monkeypatch):
-    from lakehouse_pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     monkeypatch.setenv("LAKEHOUSE_STORAGE", f"{s3_bucket}/lake")
     monkeypatch.setenv("LAKEHOUSE_LANDING", f"{s3_bucket}/landing")

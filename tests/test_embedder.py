@@ -9,21 +9,23 @@ import socket
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.embedder import (
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import COLUMNS, worker_rows, write_workers_csv
+from lakehouse_pipelines.search.embedders import (
     NOMIC_DOCUMENT_PREFIX,
     NOMIC_QUERY_PREFIX,
     EmbedderError,
     LocalEmbedder,
     OllamaEmbedder,
-    embedder_from_env,
+    build_embedder,
     normalize,
 )
-from lakehouse_pipelines.embedding_cache import EmbeddingCache, text_sha256
-from lakehouse_pipelines.embeddings import build_embeddings, current_embeddings, iter_embeddings
-from lakehouse_pipelines.ingest import ingest
-from lakehouse_pipelines.sample_data import COLUMNS, worker_rows, write_workers_csv
+from lakehouse_pipelines.search.embedding_cache import EmbeddingCache, text_sha256
+from lakehouse_pipelines.search.embeddings_build import build_embeddings, current_embeddings, iter_embeddings
+from lakehouse_pipelines.settings import LakehouseSettings
 from tests.search_support import HashEmbedder, OllamaStub, local_embedder
 
 WORKERS = load_specs()["workers"]
@@ -47,13 +49,16 @@ def test_local_embedder_is_offline_minilm_with_unit_vectors():
     assert np.allclose(embedder.embed_query("certified welder"), docs[1], atol=1e-5)
 
 
-def test_embedder_from_env_picks_the_provider(monkeypatch):
-    assert isinstance(embedder_from_env({}), LocalEmbedder)
-    ollama = embedder_from_env({"LAKEHOUSE_EMBEDDER": "ollama", "OLLAMA_HOST": "http://127.0.0.1:9"})
+def test_the_settings_pick_the_provider(monkeypatch):
+    assert isinstance(build_embedder(LakehouseSettings().embedder), LocalEmbedder)
+    monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "ollama")
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+    ollama = build_embedder(LakehouseSettings().embedder)
     assert isinstance(ollama, OllamaEmbedder)
     assert (ollama.model, ollama.host) == ("nomic-embed-text", "http://127.0.0.1:9")
-    with pytest.raises(EmbedderError, match="'local' or 'ollama'"):
-        embedder_from_env({"LAKEHOUSE_EMBEDDER": "openai"})
+    monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "openai")
+    with pytest.raises(ValidationError, match="lakehouse_embedder"):
+        LakehouseSettings()
 
 
 # ---------------------------------------------------------------------------------------- Ollama via a stub
@@ -190,9 +195,9 @@ def test_dagster_assets_embed_and_index_through_ollama(lake_home, lake, tmp_path
     """The embeddings and vectors assets under Dagster, with the Ollama provider against the stub."""
     import dagster as dg
 
-    from assets.embeddings import dataset_search_assets
-    from resources.embeddings import EmbedderResource, VectorStoreResource
-    from resources.lake import LakeResource
+    from assets.search_assets import dataset_search_assets
+    from resources.lake_resource import LakeResource
+    from resources.search_resources import EmbedderResource, VectorStoreResource
 
     ingest(lake, str(_drop(tmp_path, "a.csv", 25)), WORKERS)
     with OllamaStub(dim=8).running() as stub:

@@ -6,8 +6,8 @@ import uuid
 import pytest
 
 from lakehouse_pipelines.errors import InvalidKey, InvalidName
-from lakehouse_pipelines.fingerprint import Column, schema_differences, schema_fingerprint
-from lakehouse_pipelines.identity import dataset_id, object_key, validate_dataset_name, validate_key
+from lakehouse_pipelines.lake.fingerprint import Column, schema_differences, schema_fingerprint
+from lakehouse_pipelines.lake.keys import dataset_id, object_key, validate_dataset_name, validate_key
 
 COLUMNS = [Column("id", "int64", False), Column("zip", "string", True)]
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_pipelines import engine
-from lakehouse_pipelines.csv_source import read_csv_sql, read_header
-from lakehouse_pipelines.inference import SAMPLE_ROWS, infer_schema
+from lakehouse_pipelines.ingest.csv_file import read_csv_sql, read_header
+from lakehouse_pipelines.ingest.type_inference import SAMPLE_ROWS, infer_schema
+from lakehouse_pipelines.lake import duckdb_connection as engine
 
 
 def infer(tmp_path: Path, text: str) -> dict[str, tuple[str, bool]]:

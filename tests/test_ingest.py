@@ -5,7 +5,7 @@ import pytest
 
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.errors import BadInput, ContractViolation, InvalidName, SchemaDrift
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 
 
 def lake_files(lake) -> list[str]:
@@ -39,7 +39,7 @@ def test_reingesting_the_same_file_is_a_no_op(lake, workers_csv):
 
 
 def test_a_second_drop_appends(lake, tmp_path, workers_csv):
-    from lakehouse_pipelines.sample_data import write_workers_csv
+    from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
     ingest(lake, str(workers_csv), "workers")
     other = write_workers_csv(tmp_path / "more.csv", 300, seed=8)

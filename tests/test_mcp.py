@@ -14,14 +14,15 @@ import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.embeddings import build_embeddings
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
-from lakehouse_pipelines.search import index_dataset
-from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings
+from lakehouse_pipelines.search.embeddings_build import build_embeddings
+from lakehouse_pipelines.search.service import index_dataset
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings
+from lakehouse_pipelines.settings import LakeSettings
 from tests.search_support import local_embedder
 
 LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
@@ -33,7 +34,7 @@ ROWS = 60
 def mcp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake home with `workers` ingested, embedded and indexed, as the Dagster chain would leave it."""
     home = tmp_path_factory.mktemp("mcp-home")
-    lake = Lake.open(Settings(home=home, storage=str(home / "lake"), landing=str(home / "landing")))
+    lake = Lake.open(LakeSettings.under(home))
     ingest(lake, str(write_workers_csv(home / "workers.csv", ROWS)), WORKERS)
     build_embeddings(lake, WORKERS, local_embedder())
     store = EdgeVectorStore(home / "vectors", HnswSettings(max_indexing_threads=2))

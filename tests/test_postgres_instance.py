@@ -25,10 +25,10 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from assets.lake import dataset_lake_assets
+from assets.ingest_assets import dataset_ingest
 from lakehouse_pipelines.cli import app
 from lakehouse_pipelines.datasets import load_specs
-from resources.lake import LakeResource
+from resources.lake_resource import LakeResource
 from tests.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,10 +127,12 @@ def _connect(port: int, db: str):
 
 
 @pytest.fixture
-def production_instance(postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """DAGSTER_HOME holding dagster.production.yaml, with the server's DAGSTER_PG_* in the environment."""
+def production_instance(postgres, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DAGSTER_HOME holding dagster.production.yaml, with the server's DAGSTER_PG_* in the environment and
+    run logs going to a bucket of the moto S3 server."""
     for name, value in postgres.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LAKEHOUSE_LOG_BUCKET", s3_bucket.removeprefix("s3://"))
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copy(REPO / "dagster.production.yaml", home / "dagster.yaml")
@@ -149,7 +151,7 @@ def test_a_materialize_is_recorded_in_postgres(production_instance: Path, lake_h
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         result = dg.materialize(
-            dataset_lake_assets(load_specs()["workers"]),
+            [dataset_ingest(load_specs()["workers"])],
             instance=instance,
             resources={"lake": LakeResource(home=str(lake_home.home))},
         )

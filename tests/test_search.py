@@ -13,15 +13,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.embeddings import build_embeddings
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
-from lakehouse_pipelines.search import BadSearch, SearchService, index_dataset, parse_filter
-from lakehouse_pipelines.sidecar.search_routes import router
-from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings
+from lakehouse_pipelines.search.embeddings_build import build_embeddings
+from lakehouse_pipelines.search.service import BadSearch, SearchService, index_dataset, parse_filter
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings
+from lakehouse_pipelines.settings import LakeSettings
+from lakehouse_pipelines.sidecar.routes_search import router
 from tests.search_support import local_embedder
 
 WORKERS = load_specs()["workers"]
@@ -32,7 +33,7 @@ ROWS = 300
 def service(tmp_path_factory) -> SearchService:
     """300 generated workers, embedded by the local model and indexed in Qdrant Edge, once per module."""
     home = tmp_path_factory.mktemp("search-home")
-    lake = Lake.open(Settings(home=home, storage=str(home / "lake"), landing=str(home / "landing")))
+    lake = Lake.open(LakeSettings.under(home))
     ingest(lake, str(write_workers_csv(home / "workers.csv", ROWS)), WORKERS)
     embedder = local_embedder()
     build_embeddings(lake, WORKERS, embedder)
@@ -218,9 +219,7 @@ def test_the_sidecar_app_factory_serves_search(service, tmp_path):
     """`create_app` includes the search router and serves the SearchService it is given on app.state."""
     from lakehouse_pipelines.sidecar.app import create_app
 
-    lake = Lake.open(
-        Settings(home=tmp_path, storage=str(tmp_path / "lake"), landing=str(tmp_path / "landing"))
-    )
+    lake = Lake.open(LakeSettings.under(tmp_path))
     app = create_app(lake, search=service)
     assert app.state.search is service
     ok = post(app, {"dataset": "workers", "query": "cnc machinist", "k": 2, "filter": {"state": "TX"}})

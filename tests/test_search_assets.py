@@ -21,23 +21,24 @@ import dagster as dg
 import httpx
 import pytest
 
-from assets.embeddings import dataset_search_assets
-from assets.lake import dataset_lake_assets
+from assets.ingest_assets import dataset_ingest, ingest_run_config
+from assets.search_assets import dataset_search_assets
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.drop_sensor import ingest_run_config
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.sidecar.app import create_app
 from tests.conftest import free_port, wait_for_port
 
 WORKERS = load_specs()["workers"]
 LAKEHOUSE = [sys.executable, "-c", "from lakehouse_pipelines.cli import app; app()"]
-# The ingest job as the drop sensor launches it, in a process of its own (the Dagster run's process).
+# The ingest job as the drop sensor launches it, then the search job as automation follows it, in a process
+# of their own (the Dagster runs' process).
 INGEST_RUN = """
 import sys
-from lakehouse_pipelines.definitions import defs
-from lakehouse_pipelines.drop_sensor import ingest_run_config
-result = defs.resolve_job_def("workers_ingest").execute_in_process(run_config=ingest_run_config("workers", sys.argv[1:]))
-sys.exit(0 if result.success else 1)
+from assets.definitions import build_definitions
+from assets.ingest_assets import ingest_run_config
+defs = build_definitions()
+ingest = defs.resolve_job_def("workers_ingest").execute_in_process(run_config=ingest_run_config("workers", sys.argv[1:]))
+sys.exit(0 if ingest.success and defs.resolve_job_def("workers_search").execute_in_process().success else 1)
 """
 SEARCH_VARIABLES = (
     "LAKEHOUSE_EMBEDDER",
@@ -56,17 +57,28 @@ def search_env(lake_home, monkeypatch):
     return lake_home
 
 
-def test_definitions_carry_the_search_assets_in_the_ingest_job(search_env):
-    from lakehouse_pipelines.definitions import build_definitions
+def test_search_assets_follow_the_ingest_in_runs_of_their_own(search_env):
+    from assets.definitions import build_definitions
 
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     embeddings, vectors = dg.AssetKey(["workers", "embeddings"]), dg.AssetKey(["workers", "vectors"])
     assert graph.get(embeddings).parent_keys == {dg.AssetKey(["workers", "manifest"])}
     assert graph.get(vectors).parent_keys == {embeddings}
-    # A drop's run is the whole chain: the new rows are searchable when the run succeeds.
+    # A drop's run ends once the data is registered and checked; embeddings and vectors follow on their own.
     job = defs.resolve_job_def("workers_ingest")
-    assert {embeddings, vectors} <= set(job.asset_layer.selected_asset_keys)
+    assert set(job.asset_layer.selected_asset_keys) == {
+        dg.AssetKey(["workers", "parquet"]),
+        dg.AssetKey(["workers", "manifest"]),
+    }
+    assert graph.get(embeddings).automation_condition is not None
+    assert graph.get(vectors).automation_condition is not None
+    assert set(defs.resolve_job_def("workers_search").asset_layer.selected_asset_keys) == {
+        embeddings,
+        vectors,
+    }
+    sensor = defs.resolve_sensor_def("search_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     with dg.build_resources(defs.resources) as resources:
         assert resources.embedder.get().model == "all-MiniLM-L6-v2"
         store = resources.vector_store.open(search_env.home)
@@ -74,19 +86,23 @@ def test_definitions_carry_the_search_assets_in_the_ingest_job(search_env):
 
 
 def test_search_resources_read_the_contract_variables_through_envvar(search_env, monkeypatch):
-    from lakehouse_pipelines.definitions import embedder_resource, vector_store_resource
-    from lakehouse_pipelines.embedder import EmbedderError, OllamaEmbedder
-    from lakehouse_pipelines.vector_store import ServerVectorStore
+    from pydantic import ValidationError
+
+    from lakehouse_pipelines.search.embedders import OllamaEmbedder
+    from lakehouse_pipelines.search.vectors.server_store import ServerVectorStore
+    from lakehouse_pipelines.settings import LakehouseSettings
+    from resources import build_resources
 
     monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "ollama")
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
     monkeypatch.setenv("QDRANT_URL", "http://127.0.0.1:6333")
     monkeypatch.setenv("QDRANT_API_KEY", "k-123")
-    assert embedder_resource().kind == dg.EnvVar("LAKEHOUSE_EMBEDDER")
-    assert embedder_resource().ollama_model == ""  # unset: nomic-embed-text
-    assert vector_store_resource().qdrant_api_key == dg.EnvVar("QDRANT_API_KEY")
+    configured = build_resources(LakehouseSettings())
+    assert configured["embedder"].kind == dg.EnvVar("LAKEHOUSE_EMBEDDER")
+    assert configured["embedder"].ollama_model == "nomic-embed-text"  # unset: the default
+    assert configured["vector_store"].qdrant_api_key == dg.EnvVar("QDRANT_API_KEY")
     with dg.build_resources(
-        {"embedder": embedder_resource(), "vector_store": vector_store_resource()}
+        {"embedder": configured["embedder"], "vector_store": configured["vector_store"]}
     ) as res:
         embedder = res.embedder.get()
         assert isinstance(embedder, OllamaEmbedder)
@@ -97,11 +113,8 @@ def test_search_resources_read_the_contract_variables_through_envvar(search_env,
         )
         assert isinstance(res.vector_store.open(search_env.home), ServerVectorStore)
     monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "openai")
-    with (
-        dg.build_resources({"embedder": embedder_resource()}) as res,
-        pytest.raises(EmbedderError, match="'local' or 'ollama'"),
-    ):
-        res.embedder.get()
+    with pytest.raises(ValidationError, match="lakehouse_embedder"):
+        LakehouseSettings()
 
 
 # ------------------------------------------------------------------------------------- end to end
@@ -145,10 +158,10 @@ def metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
 
 def materialize_drop(drop: Path) -> dg.ExecuteInProcessResult:
     """parquet -> manifest -> embeddings -> vectors of one drop, with the code location's resources."""
-    from lakehouse_pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     return dg.materialize(
-        [*dataset_lake_assets(WORKERS), *dataset_search_assets(WORKERS)],
+        [dataset_ingest(WORKERS), *dataset_search_assets(WORKERS)],
         resources=build_definitions().resources,
         run_config=ingest_run_config("workers", [str(drop)]),
     )

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
+from lakehouse_pipelines.settings import LakehouseSettings, SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -274,12 +274,16 @@ def test_engine_threads_follow_the_settings(workers_lake):
         assert sql(c, "SELECT current_setting('threads')").json()["rows"] == [[1]]
 
 
-def test_settings_read_the_environment():
-    settings = SidecarSettings.from_env(
-        {"LAKEHOUSE_SQL_TIMEOUT": "1.5", "LAKEHOUSE_SQL_MAX_ROWS": "7", "LAKEHOUSE_SQL_THREADS": "3"}
-    )
+def test_settings_read_the_environment(monkeypatch):
+    assert LakehouseSettings().sidecar.threads is None
+    for name, value in {
+        "LAKEHOUSE_SQL_TIMEOUT": "1.5",
+        "LAKEHOUSE_SQL_MAX_ROWS": "7",
+        "LAKEHOUSE_SQL_THREADS": "3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = LakehouseSettings().sidecar
     assert (settings.query_timeout, settings.max_rows, settings.threads) == (1.5, 7, 3)
-    assert SidecarSettings.from_env({}).threads is None
 
 
 def test_dataset_registered_while_running_becomes_queryable(client, workers_lake, tmp_path):

@@ -8,7 +8,7 @@ import time
 import duckdb
 import pytest
 
-from lakehouse_pipelines.sidecar.deadlines import Deadlines
+from lakehouse_pipelines.sql.deadlines import Deadlines
 
 SLOW = "SELECT count(*) FROM range(10000000000) t(a) WHERE a % 7 = 3"
 

@@ -12,10 +12,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
 
 
 @pytest.fixture

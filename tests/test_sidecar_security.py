@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
-from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
+from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
 
 
 def escapes(lake_dir: Path, outside: Path) -> list[str]:

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lakehouse_pipelines.datasets import load_specs
-from lakehouse_pipelines.ingest import ingest
+from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
 from lakehouse_pipelines.sidecar.server import UnsafeBind, check_bind
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
 from tests.conftest import free_port, wait_for_port
 
 # the `lakehouse` command as installed, run by this interpreter

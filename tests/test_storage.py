@@ -4,8 +4,8 @@ import boto3
 import pytest
 
 from lakehouse_pipelines.errors import InvalidKey, NotFound, PreconditionFailed
-from lakehouse_pipelines.ingest import ingest
-from lakehouse_pipelines.storage import LocalStorage, S3Storage
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.lake.storage import LocalStorage, S3Storage
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from assets.lake import dataset_lake_assets
-from lakehouse_pipelines.config import Settings
+from assets.ingest_assets import dataset_ingest
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.errors import StorageUnavailable
-from lakehouse_pipelines.ingest import ingest, publish_drop, register_drop
+from lakehouse_pipelines.ingest.publish import ingest, publish_drop, register_drop
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.sample_data import write_workers_csv
-from resources.lake import LakeResource
+from lakehouse_pipelines.settings import LakehouseSettings, LakeSettings
+from resources.lake_resource import LakeResource
 
 pytestmark = pytest.mark.s3
 
@@ -89,9 +89,9 @@ def switch(s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-def flaky_lake(switch: NetworkSwitch, s3_bucket: str, lake_home: Settings, monkeypatch) -> Lake:
+def flaky_lake(switch: NetworkSwitch, s3_bucket: str, lake_home: LakeSettings, monkeypatch) -> Lake:
     monkeypatch.setenv("LAKEHOUSE_STORAGE", f"{s3_bucket}/lake")
-    return Lake.open(Settings.from_env())
+    return Lake.open(LakehouseSettings().lake)
 
 
 def consistent(lake: Lake) -> None:
@@ -131,10 +131,10 @@ def test_a_dagster_run_during_an_outage_fails_with_the_reason_and_the_rerun_inge
     flaky_lake, switch, workers_csv, s3_bucket, lake_home
 ):
     resources = {"lake": LakeResource(home=str(lake_home.home), storage=f"{s3_bucket}/lake")}
-    config = {"ops": {"workers__parquet": {"config": {"sources": [str(workers_csv)]}}}}
+    config = {"ops": {"workers__ingest": {"config": {"sources": [str(workers_csv)]}}}}
     switch.cut()
     failed = dg.materialize(
-        dataset_lake_assets(WORKERS), resources=resources, run_config=config, raise_on_error=False
+        [dataset_ingest(WORKERS)], resources=resources, run_config=config, raise_on_error=False
     )
     assert not failed.success
     reasons = " ".join(str(e.event_specific_data.error) for e in failed.all_events if e.is_step_failure)
@@ -142,5 +142,5 @@ def test_a_dagster_run_during_an_outage_fails_with_the_reason_and_the_rerun_inge
     switch.restore()
     assert flaky_lake.catalog.find("workers") is None
 
-    rerun = dg.materialize(dataset_lake_assets(WORKERS), resources=resources, run_config=config)
+    rerun = dg.materialize([dataset_ingest(WORKERS)], resources=resources, run_config=config)
     assert rerun.success and flaky_lake.catalog.get("workers").row_count == 2_000

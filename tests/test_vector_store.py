@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lakehouse_pipelines.vector_store import (
+from lakehouse_pipelines.search.vectors import open_vector_store
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.search.vectors.protocol import (
     Condition,
     DimensionMismatch,
-    EdgeVectorStore,
     HnswSettings,
-    ServerVectorStore,
     VectorBatch,
     VectorStoreBusy,
     point_id,
-    vector_store_from_env,
 )
+from lakehouse_pipelines.search.vectors.server_store import ServerVectorStore
+from lakehouse_pipelines.settings import VectorStoreSettings
 from tests.search_support import clustered_vectors
 
 PAYLOAD_TYPES = {"group": "integer", "label": "keyword", "weight": "float", "even": "bool"}
@@ -229,17 +230,17 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
     store.close()
 
 
-def test_vector_store_from_env(tmp_path):
-    assert isinstance(vector_store_from_env(tmp_path, {}), EdgeVectorStore)
-    assert vector_store_from_env(tmp_path, {}).root == tmp_path / "vectors"
-    server = vector_store_from_env(tmp_path, {"QDRANT_URL": "http://127.0.0.1:6333", "QDRANT_API_KEY": "k"})
+def test_open_vector_store_picks_edge_or_a_server(tmp_path):
+    assert isinstance(open_vector_store(tmp_path), EdgeVectorStore)
+    assert open_vector_store(tmp_path).root == tmp_path / "vectors"
+    server = open_vector_store(tmp_path, VectorStoreSettings("http://127.0.0.1:6333", "k"))
     assert isinstance(server, ServerVectorStore)
 
 
 def test_a_version_that_fails_to_open_leaves_the_previous_one_serving(tmp_path, monkeypatch, caplog):
-    from lakehouse_pipelines import vector_store
+    from lakehouse_pipelines.search.vectors import edge_reader
 
-    monkeypatch.setattr(vector_store, "READER_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(edge_reader, "READER_REFRESH_SECONDS", 0.0)
     vectors = clustered_vectors(200, 16, clusters=3)
     store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
     sync(store, vectors)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from lakehouse_pipelines.audit.metrics import Metrics
 from lakehouse_pipelines.errors import LakehouseError, NotFound, PreconditionFailed
-from lakehouse_pipelines.storage import Storage
+from lakehouse_pipelines.lake.storage import Storage
 
 LOG_KEY = "audit/audit_baselines.jsonl"
 SCHEMA_VERSION = 1

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import duckdb
 
-from lakehouse_pipelines import engine
-from lakehouse_pipelines.catalog import Manifest
-from lakehouse_pipelines.csv_source import quote_ident, quote_literal
 from lakehouse_pipelines.errors import LakehouseError
-from lakehouse_pipelines.fingerprint import Column
+from lakehouse_pipelines.ingest.csv_file import quote_ident, quote_literal
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.storage import S3Storage
+from lakehouse_pipelines.lake import duckdb_connection as engine
+from lakehouse_pipelines.lake.catalog import Manifest
+from lakehouse_pipelines.lake.fingerprint import Column
+from lakehouse_pipelines.lake.storage import S3Storage
+from lakehouse_pipelines.settings import LakehouseSettings
 
 NUMERIC_TYPES = ("int64", "float64")
 TEMPORAL_TYPES = ("date", "timestamp")
@@ -52,9 +53,9 @@ def compute_metrics(lake: Lake, manifest: Manifest, reference: Metrics | None = 
     con = engine.connect(memory_limit=DUCKDB_MEMORY_LIMIT, scratch=Path(lake.scratch), s3=is_s3)
     try:
         if is_s3:
-            from lakehouse_pipelines.sidecar.views import _create_s3_secret
+            from lakehouse_pipelines.sql.views import create_s3_secret
 
-            _create_s3_secret(con)
+            create_s3_secret(con, LakehouseSettings().aws)
         paths = ", ".join(quote_literal(lake.storage.location(o.key)) for o in manifest.objects)
         con.execute(f"CREATE TEMP VIEW audited AS SELECT * FROM read_parquet([{paths}])")
         return _metrics(con, manifest.columns, (reference or {}).get("columns", {}))

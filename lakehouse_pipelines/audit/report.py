@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from lakehouse_pipelines.audit.drift import DriftRow
-from lakehouse_pipelines.preview import markdown_table
+from lakehouse_pipelines.audit.markdown_table import markdown_table
 
 HEADERS = ("column", "metric", "old", "new", "change", "verdict", "note")
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}

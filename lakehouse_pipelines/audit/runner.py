@@ -18,10 +18,10 @@ from lakehouse_pipelines.audit.baseline_log import Baseline, BaselineLog
 from lakehouse_pipelines.audit.distribution import DistributionDrift, distribution_drift
 from lakehouse_pipelines.audit.drift import AuditConfig, DriftRow, Verdict, drift_table, worst
 from lakehouse_pipelines.audit.metrics import compute_metrics
-from lakehouse_pipelines.catalog import Manifest
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import NotFound
 from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.lake.catalog import Manifest
 
 
 @dataclass(frozen=True)

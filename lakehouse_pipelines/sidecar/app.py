@@ -15,18 +15,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lakehouse_pipelines.config import Settings
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.search import SearchService, search_service_from_env
-from lakehouse_pipelines.sidecar import routes_catalog, routes_sql, search_routes
+from lakehouse_pipelines.search.service import SearchService, search_service
+from lakehouse_pipelines.settings import LakehouseSettings, SidecarSettings
+from lakehouse_pipelines.sidecar import routes_catalog, routes_search, routes_sql
 from lakehouse_pipelines.sidecar.access_log import AccessLog
 from lakehouse_pipelines.sidecar.auth import BearerAuth
 from lakehouse_pipelines.sidecar.body_limit import BodyLimit
-from lakehouse_pipelines.sidecar.formats import NotAcceptable
-from lakehouse_pipelines.sidecar.query import DataUnavailable
-from lakehouse_pipelines.sidecar.settings import SidecarSettings
-from lakehouse_pipelines.sidecar.views import ViewManager
+from lakehouse_pipelines.sql.formats import NotAcceptable
+from lakehouse_pipelines.sql.run import DataUnavailable
+from lakehouse_pipelines.sql.views import ViewManager
 
 log = logging.getLogger("lakehouse.sidecar")
 
@@ -41,22 +40,21 @@ _STATUS: list[tuple[type[Exception], int]] = [
 
 
 def create_app(
-    lake: Lake | None = None, settings: SidecarSettings | None = None, search: SearchService | None = None
+    lake: Lake | None = None,
+    settings: SidecarSettings | None = None,
+    search: SearchService | None = None,
+    configured: LakehouseSettings | None = None,
 ) -> FastAPI:
     """Build the sidecar for `lake` (default: from the environment); views are ready when this returns.
 
     `search` defaults to the configured embedder and vector store; the local model loads on the first
     search, once per process, never per request.
     """
-    lake = lake or Lake.open()
-    settings = settings or SidecarSettings.from_env()
-    search = search or search_service_from_env(Settings.from_env().home)
-    views = ViewManager(
-        lake,
-        memory_limit=settings.memory_limit,
-        refresh_interval=settings.refresh_interval,
-        threads=settings.threads,
-    )
+    configured = configured or LakehouseSettings()
+    lake = lake or Lake.open(configured.lake, aws=configured.aws)
+    settings = settings or configured.sidecar
+    search = search or search_service(configured)
+    views = ViewManager.for_sidecar(lake, settings, configured.aws)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +77,7 @@ def create_app(
     app.state.search = search
     app.include_router(routes_catalog.router)
     app.include_router(routes_sql.router)
-    app.include_router(search_routes.router)
+    app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)
     for error_type, _ in _STATUS:
         app.add_exception_handler(error_type, _error_response)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from lakehouse_pipelines.errors import NotFound
-from lakehouse_pipelines.identity import DATASET_NAME
+from lakehouse_pipelines.lake.keys import DATASET_NAME
 from lakehouse_pipelines.sidecar.models import DatasetList, ErrorBody, Health
 
 router = APIRouter()

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lakehouse_pipelines.sidecar import formats, query
 from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlResponse
-from lakehouse_pipelines.sidecar.sql_guard import check_read_only
+from lakehouse_pipelines.sql import formats
+from lakehouse_pipelines.sql import run as query
+from lakehouse_pipelines.sql.guard import check_read_only
 
 router = APIRouter()
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 from lakehouse_pipelines.errors import LakehouseError
+from lakehouse_pipelines.settings import LakehouseSettings
 
 
 class UnsafeBind(LakehouseError):
@@ -45,17 +46,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, allow_rem
     """Serve the sidecar until interrupted; each worker process opens its own DuckDB engine."""
     import uvicorn
 
-    check_bind(host, token=os.environ.get("LAKEHOUSE_API_TOKEN") or None, allow_remote=allow_remote)
-    # Workers inherit the environment: N engines of one thread per core each would fight over the cores.
+    limits = LakehouseSettings().sidecar
+    check_bind(host, token=limits.token, allow_remote=allow_remote)
+    # Each worker builds its app from the environment it inherits: N engines of one thread per core each
+    # would fight over the cores, so the workers' share goes into that environment.
     os.environ.setdefault("LAKEHOUSE_SQL_THREADS", str(engine_threads(workers)))
     access = logging.getLogger("lakehouse.access")
     if not access.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(handler)
-        access.setLevel(
-            logging.INFO if os.environ.get("LAKEHOUSE_ACCESS_LOG", "1") != "0" else logging.WARNING
-        )
+        access.setLevel(logging.INFO if limits.access_log else logging.WARNING)
         access.propagate = False
     uvicorn.run(
         "lakehouse_pipelines.sidecar.app:create_app",

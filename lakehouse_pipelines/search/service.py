@@ -1,0 +1,337 @@
+"""Semantic search: query -> embedding (LRU-cached) -> top-k from the dataset's collection, with filters.
+
+Also the vectors step of a dataset's chain (`index_dataset`): published embeddings + the rows' payloads ->
+the collection, incrementally.
+
+**Confidence.** Cosine scores are not probabilities, and a nearest neighbour always exists: "dental
+hygienist" over a manufacturing workforce still returns five workers. What tells a real match from none is
+the absolute score of the best hit under the model that made it. Each model gets two bands, measured on the
+generated workers data (bench/results/search.md): with all-MiniLM-L6-v2, role queries score 0.66-0.73 at
+the top while unrelated jobs ("dental hygienist", "pastry chef", "software engineer") top out at 0.29-0.42.
+So `level` is `high` when the best score is at or above `strong_above`, `low` below `weak_below`, `medium`
+between; `score` maps the best score linearly from `weak_below - 0.1` (0) to `strong_above` (1). Each hit
+also carries its own `match` level. Bands for models not measured here (nomic-embed-text) are estimates and
+can be overridden with `LAKEHOUSE_SEARCH_BANDS="weak,strong"`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lakehouse_pipelines.datasets import DatasetSpec
+from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.lake.keys import validate_dataset_name
+from lakehouse_pipelines.search.documents import iter_rows
+from lakehouse_pipelines.search.embedders import LOCAL_MODEL_NAME, Embedder, build_embedder
+from lakehouse_pipelines.search.embeddings_build import current_embeddings, iter_embeddings, manifest_at
+from lakehouse_pipelines.search.vectors import open_vector_store
+from lakehouse_pipelines.search.vectors.protocol import (
+    PAYLOAD_TYPES,
+    Condition,
+    Hit,
+    PayloadType,
+    SyncResult,
+    VectorBatch,
+    VectorStore,
+)
+from lakehouse_pipelines.settings import LakehouseSettings
+
+MAX_K = 100
+MAX_EF = 4096
+MAX_QUERY_CHARS = 2000
+MAX_ANY_VALUES = 100
+RANGE_KEYS = frozenset({"gt", "gte", "lt", "lte"})
+
+
+class BadSearch(LakehouseError):
+    """A search request that cannot be run as asked (HTTP 400): empty query, bad k, bad filter."""
+
+
+class IndexMismatch(LakehouseError):
+    """The collection was built by another model than the one embedding queries (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class ScoreBands:
+    weak_below: float
+    strong_above: float
+
+
+SCORE_BANDS: dict[str, ScoreBands] = {
+    LOCAL_MODEL_NAME: ScoreBands(weak_below=0.45, strong_above=0.55),
+    "nomic-embed-text": ScoreBands(weak_below=0.50, strong_above=0.62),  # estimate, not measured here
+}
+DEFAULT_BANDS = ScoreBands(weak_below=0.45, strong_above=0.55)
+
+
+def bands_for(model: str, override: str = "") -> ScoreBands:
+    """The model's measured bands, or `override` ("weak,strong", LAKEHOUSE_SEARCH_BANDS)."""
+    if override:
+        weak, _, strong = override.partition(",")
+        try:
+            return ScoreBands(float(weak), float(strong))
+        except ValueError:
+            raise LakehouseError(
+                f"LAKEHOUSE_SEARCH_BANDS must be two numbers 'weak,strong', not {override[:40]!r}"
+            ) from None
+    return SCORE_BANDS.get(model.split(":")[0], DEFAULT_BANDS)
+
+
+def match_level(score: float, bands: ScoreBands) -> str:
+    if score >= bands.strong_above:
+        return "high"
+    if score < bands.weak_below:
+        return "low"
+    return "medium"
+
+
+def confidence(hits: list[Hit], bands: ScoreBands) -> dict:
+    """How much the best hit is worth (see the module docstring for how it is computed)."""
+    top = hits[0].score if hits else 0.0
+    floor = bands.weak_below - 0.1
+    score = min(1.0, max(0.0, (top - floor) / (bands.strong_above - floor)))
+    return {
+        "level": match_level(top, bands) if hits else "low",
+        "score": round(score, 3),
+        "top_score": round(top, 4),
+        "weak_below": bands.weak_below,
+        "strong_above": bands.strong_above,
+    }
+
+
+def parse_filter(raw: Any, payload_types: dict[str, PayloadType]) -> tuple[Condition, ...]:
+    """`{"state": "IL", "role": ["Welder", "Electrician"], "hourly_rate": {"gte": 20, "lt": 40}}` -> conditions.
+
+    A scalar is equality, a list is "any of", an object of gt/gte/lt/lte is a range. Only payload columns
+    can be filtered, and values must fit the column's type: a bad filter is a 400 that names the column.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise BadSearch("filter must be an object of column: value")
+    conditions = []
+    for column, value in raw.items():
+        kind = payload_types.get(column)
+        if kind is None:
+            allowed = ", ".join(sorted(payload_types)) or "none"
+            raise BadSearch(f"cannot filter on {str(column)[:80]!r}: filterable columns are {allowed}")
+        conditions.append(_condition(column, value, kind))
+    return tuple(conditions)
+
+
+def _condition(column: str, value: Any, kind: PayloadType) -> Condition:
+    if isinstance(value, dict):
+        if not value or not set(value) <= RANGE_KEYS:
+            raise BadSearch(f"filter on {column!r}: a range is an object of gt, gte, lt, lte")
+        if kind not in ("integer", "float", "datetime"):
+            raise BadSearch(f"filter on {column!r}: ranges work on numbers and dates, not {kind}")
+        for bound in value.values():
+            _check_value(column, bound, "datetime" if kind == "datetime" else "float")
+        return Condition(column, "range", dict(value), kind)
+    if isinstance(value, list):
+        if not value or len(value) > MAX_ANY_VALUES:
+            raise BadSearch(f"filter on {column!r}: give 1 to {MAX_ANY_VALUES} values")
+        if kind not in ("keyword", "integer"):
+            raise BadSearch(f"filter on {column!r}: a list of values works on text and integer columns")
+        for item in value:
+            _check_value(column, item, kind)
+        return Condition(column, "any", tuple(value), kind)
+    if kind == "float":
+        raise BadSearch(f"filter on {column!r}: use a range ({{'gte': ..., 'lte': ...}}) on a float column")
+    _check_value(column, value, kind)
+    return Condition(column, "match", value, kind)
+
+
+def _check_value(column: str, value: Any, kind: str) -> None:
+    ok = {
+        "keyword": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "datetime": isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise BadSearch(f"filter on {column!r}: {str(value)[:40]!r} is not a {kind} value")
+
+
+class QueryCache:
+    """LRU of query embeddings: the Go lakehouse's ~50 ms end to end was almost all query embedding."""
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, model: str, text: str, embed: Callable[[str], np.ndarray]) -> tuple[np.ndarray, bool]:
+        key = (model, text)
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return vector, True
+            self.misses += 1
+        vector = np.asarray(embed(text), dtype=np.float32)
+        vector.setflags(write=False)
+        with self._lock:
+            self._items[key] = vector
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return vector, False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    dataset: str
+    query: str
+    k: int
+    model: str
+    hits: list[Hit]
+    confidence: dict
+    embedding_cached: bool
+    embed_ms: float
+    search_ms: float
+
+    def to_dict(self) -> dict:
+        bands = ScoreBands(self.confidence["weak_below"], self.confidence["strong_above"])
+        return {
+            "dataset": self.dataset,
+            "query": self.query,
+            "k": self.k,
+            "model": self.model,
+            "hits": [
+                {
+                    "id": h.id,
+                    "score": round(h.score, 6),
+                    "match": match_level(h.score, bands),
+                    "payload": h.payload,
+                }
+                for h in self.hits
+            ],
+            "confidence": self.confidence,
+            "timing_ms": {"embed": round(self.embed_ms, 3), "search": round(self.search_ms, 3)},
+            "embedding_cached": self.embedding_cached,
+        }
+
+
+class SearchService:
+    """What the sidecar's /search calls: thread-safe, blocking (run it in a worker thread)."""
+
+    def __init__(
+        self, store: VectorStore, embedder: Embedder, *, cache_size: int = 1024, bands_override: str = ""
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.cache = QueryCache(cache_size)
+        self.bands = bands_for(embedder.model, bands_override)
+
+    def close(self) -> None:
+        """Release the store's handles (Edge readers hold a lock on the version they serve)."""
+        self.store.close()
+
+    def search(
+        self, dataset: str, query: str, *, k: int = 10, filter: Any = None, ef: int | None = None
+    ) -> SearchResult:
+        try:
+            validate_dataset_name(dataset)
+        except InvalidName:
+            raise NotFound(f"unknown dataset {str(dataset)[:80]!r}") from None
+        text = (query or "").strip()
+        if not text:
+            raise BadSearch("query must not be empty")
+        if len(text) > MAX_QUERY_CHARS:
+            raise BadSearch(f"query is longer than {MAX_QUERY_CHARS} characters")
+        if not 1 <= k <= MAX_K:
+            raise BadSearch(f"k must be between 1 and {MAX_K}")
+        if ef is not None and not 1 <= ef <= MAX_EF:
+            raise BadSearch(f"ef must be between 1 and {MAX_EF}")
+        info = self.store.info(dataset)
+        if info is None:
+            raise NotFound(f"dataset {dataset!r} has no search index: materialize {dataset}/vectors")
+        if info.model and info.model != self.embedder.model:
+            raise IndexMismatch(
+                f"the {dataset!r} index was built with {info.model!r}, queries are embedded with "
+                f"{self.embedder.model!r}: re-materialize {dataset}/embeddings and {dataset}/vectors"
+            )
+        conditions = parse_filter(filter, info.payload_types)
+        started = time.perf_counter()
+        vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
+        embedded = time.perf_counter()
+        hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef)
+        done = time.perf_counter()
+        return SearchResult(
+            dataset=dataset,
+            query=text,
+            k=k,
+            model=self.embedder.model,
+            hits=hits,
+            confidence=confidence(hits, self.bands),
+            embedding_cached=cached,
+            embed_ms=(embedded - started) * 1000,
+            search_ms=(done - embedded) * 1000,
+        )
+
+
+def payload_types(lake: Lake, spec: DatasetSpec, version: int | None = None) -> dict[str, PayloadType]:
+    """Index type of each payload column, from the manifest's logical types."""
+    if spec.embedding is None:
+        return {}
+    manifest = lake.catalog.get(spec.name) if version is None else manifest_at(lake, spec.name, version)
+    types = {c.name: c.type for c in manifest.columns}
+    return {column: PAYLOAD_TYPES[types[column]] for column in spec.embedding.payload if column in types}
+
+
+def index_dataset(lake: Lake, spec: DatasetSpec, store: VectorStore) -> SyncResult:
+    """The vectors step: the dataset's published embeddings and payloads -> its collection, incrementally.
+
+    Rows and embeddings are read from the same manifest version, both in id order, and zipped in lockstep,
+    so memory stays at one batch whatever the dataset's size.
+    """
+    if spec.embedding is None:
+        raise LakehouseError(f"dataset {spec.name!r} declares no embedding template")
+    pointer = current_embeddings(lake, spec.name)
+    manifest = manifest_at(lake, spec.name, pointer.manifest_version)
+    return store.sync(
+        spec.name,
+        model=pointer.model,
+        dim=pointer.dim,
+        payload_types=payload_types(lake, spec, pointer.manifest_version),
+        batches=_vector_batches(lake, spec, manifest, pointer),
+    )
+
+
+def _vector_batches(lake, spec, manifest, pointer) -> Iterator[VectorBatch]:
+    rows = iter_rows(lake, manifest, spec.embedding)
+    vectors = iter_embeddings(lake, pointer)
+    pending_rows: list = []
+    for ids, hashes, matrix in vectors:
+        while len(pending_rows) < len(ids):
+            batch = next(rows, None)
+            if batch is None:
+                break
+            pending_rows.extend(zip(batch.ids, batch.payloads, strict=True))
+        taken, pending_rows = pending_rows[: len(ids)], pending_rows[len(ids) :]
+        if [row_id for row_id, _ in taken] != ids:
+            raise LakehouseError(
+                f"dataset {spec.name!r}: embeddings and rows disagree; re-materialize embeddings"
+            )
+        yield VectorBatch(ids=ids, vectors=matrix, payloads=[p for _, p in taken], text_hashes=hashes)
+
+
+def search_service(settings: LakehouseSettings) -> SearchService:
+    """The sidecar's and MCP's search: the configured embedder and vector store, the configured score bands."""
+    return SearchService(
+        open_vector_store(settings.lake.home, settings.vectors),
+        build_embedder(settings.embedder),
+        bands_override=settings.lakehouse_search_bands,
+    )

@@ -1,0 +1,197 @@
+"""The vector store's contract: what the vectors asset and the search service ask of a backend, and the
+types they exchange. Point ids are uuid5(dataset_id, row id): the same row is the same point on every machine
+and every rebuild; each point carries a hash of (model, text, payload) so a sync can tell stale from current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from lakehouse_pipelines.errors import LakehouseError
+from lakehouse_pipelines.lake.keys import dataset_id
+
+ROW_HASH_KEY = "_row"  # internal payload keys, stripped from hits
+ROW_ID_KEY = "_id"
+# qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), which matches no bool payload: Edge points
+# carry a keyword twin "_b_<column>" = "true"/"false" of each bool column, and bool filters go to the twin.
+BOOL_TWIN = "_b_"
+
+PayloadType = Literal["keyword", "integer", "float", "bool", "datetime"]
+# Manifest logical types -> payload index types
+PAYLOAD_TYPES: dict[str, PayloadType] = {
+    "string": "keyword",
+    "int64": "integer",
+    "float64": "float",
+    "bool": "bool",
+    "date": "datetime",
+    "timestamp": "datetime",
+}
+
+
+class DimensionMismatch(LakehouseError):
+    """The embedder's vectors and an existing collection disagree on dimension; nothing was changed."""
+
+
+class VectorStoreBusy(LakehouseError):
+    """Another process is writing this dataset's collection."""
+
+
+@dataclass(frozen=True)
+class HnswSettings:
+    """The index parameters, always explicit: Edge's `auto` indexing threads used one core."""
+
+    m: int = 16
+    ef_construct: int = 100
+    full_scan_threshold_kb: int = 10_000
+    max_indexing_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Segments under this size stay brute force; 2,000 KB is ~1,300 384-d vectors.
+    indexing_threshold_kb: int = 2_000
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter clause on a payload column: `match` (equality), `any` (one of) or `range`."""
+
+    column: str
+    kind: Literal["match", "any", "range"]
+    value: Any
+    type: PayloadType
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: Any
+    score: float
+    payload: dict
+
+
+@dataclass(frozen=True)
+class VectorBatch:
+    """Rows to index: ids, unit vectors, payloads and text hashes, in parallel."""
+
+    ids: list
+    vectors: np.ndarray
+    payloads: list[dict]
+    text_hashes: list[str]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What a reader needs to know before querying: model and dimension, and how to check a filter."""
+
+    dataset: str
+    dim: int
+    model: str
+    points: int
+    version: int
+    payload_types: dict[str, PayloadType] = field(default_factory=dict)
+    indexed_vectors: int | None = None  # points in HNSW-indexed segments (None: the backend doesn't say)
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    """What a sync changed."""
+
+    upserted: int
+    deleted: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    dataset: str
+    upserted: int
+    deleted: int
+    unchanged: int
+    points: int
+    version: int
+    seconds: float
+
+    @classmethod
+    def of(cls, dataset: str, counts: DiffCounts, points: int, version: int, started: float) -> SyncResult:
+        return cls(
+            dataset,
+            counts.upserted,
+            counts.deleted,
+            counts.unchanged,
+            points,
+            version,
+            time.perf_counter() - started,
+        )
+
+    def metadata(self) -> dict:
+        return {
+            "upserted": self.upserted,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "points": self.points,
+            "version": self.version,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class VectorStore(Protocol):
+    """What the vectors asset and the search service need from a backend."""
+
+    hnsw: HnswSettings
+
+    def sync(
+        self,
+        dataset: str,
+        *,
+        model: str,
+        dim: int,
+        payload_types: dict[str, PayloadType],
+        batches: Iterable[VectorBatch],
+    ) -> SyncResult: ...
+
+    def search(
+        self,
+        dataset: str,
+        vector: np.ndarray,
+        *,
+        k: int,
+        conditions: tuple[Condition, ...] = (),
+        ef: int | None = None,
+    ) -> list[Hit]: ...
+
+    def info(self, dataset: str) -> CollectionInfo | None: ...
+
+    def close(self) -> None: ...
+
+
+def point_id(dataset: str, row_id: Any) -> str:
+    """The point's id: stable across machines and rebuilds."""
+    return str(uuid.uuid5(uuid.UUID(dataset_id(dataset)), str(row_id)))
+
+
+def row_hash(model: str, text_sha256: str, payload: dict) -> str:
+    """Changes when the model, the text or any payload value does: what makes a point stale."""
+    blob = json.dumps([model, text_sha256, payload], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def hit_from_payload(score: float, payload: dict | None) -> Hit:
+    payload = dict(payload or {})
+    row_id = payload.pop(ROW_ID_KEY, None)
+    payload.pop(ROW_HASH_KEY, None)
+    for key in [k for k in payload if k.startswith(BOOL_TWIN)]:
+        del payload[key]
+    return Hit(id=row_id, score=float(score), payload=payload)
+
+
+def check_dim(dataset: str, have: int, want: int, model: str) -> None:
+    if have != want:
+        raise DimensionMismatch(
+            f"the {dataset!r} collection holds {have}-d vectors but embedder {model!r} makes {want}-d ones; "
+            "drop the collection to rebuild it with this model (nothing was changed)"
+        )

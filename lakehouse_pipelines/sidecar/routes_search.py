@@ -1,0 +1,68 @@
+"""`POST /search` (ARCHITECTURE.md, "Sidecar HTTP"): embed the query, top-k from the dataset's collection.
+
+Embedding (~14 ms on CPU) and the Qdrant query both block, so they run in worker threads: the event loop keeps
+serving other requests meanwhile. At most SEARCH_THREADS of them at once, not the default pool's 40: an Edge
+query holds the GIL for its whole run and the model already uses every core, so more threads add no
+throughput, only GIL contention that starves the event loop (at concurrency 10 the default pool gave a p50
+several times higher). The app factory puts a `SearchService` on `app.state.search`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lakehouse_pipelines.errors import LakehouseError, NotFound
+from lakehouse_pipelines.search.service import (
+    MAX_EF,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    BadSearch,
+    IndexMismatch,
+    SearchService,
+)
+
+router = APIRouter()
+SEARCH_THREADS = 2
+_search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=63)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    filter: dict[str, Any] | None = None
+    ef: int | None = Field(default=None, ge=1, le=MAX_EF)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@router.post("/search")
+async def search(body: SearchRequest, request: Request):
+    """Top-k rows of `dataset` nearest to `query`, with a confidence that tells a weak match from a strong one."""
+    service: SearchService | None = getattr(request.app.state, "search", None)
+    if service is None:
+        return _error(503, "search is not configured in this sidecar")
+    try:
+        result = await anyio.to_thread.run_sync(
+            partial(service.search, body.dataset, body.query, k=body.k, filter=body.filter, ef=body.ef),
+            limiter=_search_threads,
+        )
+    except NotFound as exc:
+        return _error(404, str(exc))
+    except BadSearch as exc:
+        return _error(400, str(exc))
+    except IndexMismatch as exc:
+        return _error(409, str(exc))
+    except LakehouseError as exc:
+        return _error(503, str(exc))
+    return JSONResponse(result.to_dict())  # already JSON types: skip jsonable_encoder's deep walk

@@ -1,0 +1,65 @@
+"""The embedder and the vector store as Dagster resources.
+
+Empty or default fields mean the embedded defaults: the local MiniLM model, and Qdrant Edge under the lake's
+home. Each resource turns its fields into the settings part the domain opens its backend from, the same part
+the sidecar and `lakehouse doctor` use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from lakehouse_pipelines.search.embedders import Embedder, build_embedder
+from lakehouse_pipelines.search.vectors import open_vector_store
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorStore
+from lakehouse_pipelines.settings import (
+    DEFAULT_OLLAMA_HOST,
+    DEFAULT_OLLAMA_MODEL,
+    EmbedderSettings,
+    VectorStoreSettings,
+)
+
+
+class EmbedderResource(ConfigurableResource):
+    """`local` (all-MiniLM-L6-v2, offline) or `ollama` (official client, nomic-embed-text by default)."""
+
+    kind: str = "local"
+    ollama_host: str = DEFAULT_OLLAMA_HOST
+    ollama_model: str = DEFAULT_OLLAMA_MODEL
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._embedder = build_embedder(self.settings())
+
+    def settings(self) -> EmbedderSettings:
+        return EmbedderSettings(self.kind, self.ollama_host, self.ollama_model)
+
+    def get(self) -> Embedder:
+        """The run's embedder (the local model itself loads on first use: seconds, once per process)."""
+        assert self._embedder is not None, "EmbedderResource is used outside a run"
+        return self._embedder
+
+
+class VectorStoreResource(ConfigurableResource):
+    """Qdrant Edge under `<home>/vectors` unless `qdrant_url` names a server. HNSW parameters are explicit."""
+
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
+    m: int = 16
+    ef_construct: int = 100
+    max_indexing_threads: int = 0  # 0: every core of this machine (Edge's own "auto" used one)
+
+    def settings(self) -> VectorStoreSettings:
+        return VectorStoreSettings(self.qdrant_url, self.qdrant_api_key)
+
+    def open(self, home: Path) -> VectorStore:
+        hnsw = HnswSettings(
+            m=self.m,
+            ef_construct=self.ef_construct,
+            max_indexing_threads=self.max_indexing_threads or os.cpu_count() or 1,
+        )
+        return open_vector_store(home, self.settings(), hnsw)
