@@ -21,7 +21,14 @@ import pyarrow.parquet as pq
 
 from lakehouse_pipelines import engine
 from lakehouse_pipelines.catalog import DataObject, Manifest, RegisterStatus
-from lakehouse_pipelines.csv_source import csv_error, quote_literal, read_csv_sql, read_header, sha256_file
+from lakehouse_pipelines.csv_source import (
+    csv_error,
+    digest_file,
+    quote_literal,
+    read_csv_sql,
+    read_header,
+    refuse_nul,
+)
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import BadInput, SchemaDrift
 from lakehouse_pipelines.fingerprint import Column, schema_fingerprint
@@ -88,12 +95,14 @@ def publish_drop(
     with _local_copy(source, lake.scratch) as path:
         _check_size(path, source, lake.max_file_bytes)
         say("hashing")
-        source_sha256 = sha256_file(path)
+        digest = digest_file(path)
+        source_sha256 = digest.sha256
         current = lake.catalog.find(spec.name)
         if current is not None and current.has_source(source_sha256):
             obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
             return PublishedDrop(spec.name, source, current.columns, obj, False, True, _since(started))
         names = read_header(path, source)
+        refuse_nul(path, source, digest)  # DuckDB's reader would keep a NUL in a cell
         with _duckdb(lake.scratch, len(names)) as con, _staging_file(lake.scratch) as staged:
             relation = read_csv_sql(path, names)
             say("inferring types")
