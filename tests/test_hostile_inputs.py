@@ -8,6 +8,7 @@ no traceback, and nothing lost (the live manifest byte-identical, the lake tree 
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,110 @@ def test_a_file_without_nul_bytes_still_ingests(lake, tmp_path):
     path = tmp_path / "ok.csv"
     path.write_bytes(b"id,name\n" + b"1,\xe2\x80\x8b\x01x\n" * 3)  # zero-width space, a \x01: text, not NUL
     assert ingest(lake, str(path), "t").object.rows == 3
+
+
+# --------------------------------------------------------------------------------- 2. Rich markup in the CLI
+
+MARKUP = ["[/x]", "[bold]", "[/]", "[link=file:///etc/passwd]x[/link]", "\\[x]", "[red"]
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from lakehouse_pipelines.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    # CliRunner catches what would have been a traceback; a clean exit is typer.Exit (SystemExit) or none
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def markup_dir(tmp_path: Path, markup: str) -> Path:
+    folder = tmp_path / markup.replace("/", "_slash_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize("markup", MARKUP)
+def test_a_path_with_markup_is_printed_literally_on_success_and_failure(lake_home, tmp_path, markup):
+    folder = markup_dir(tmp_path, markup)
+    good, bad = folder / f"{markup.replace('/', '')}ok.csv", folder / "bad.csv"
+    good.write_text("id,name\n1,a\n")
+    bad.write_text("id,name\n1,a,b\n")
+    ok = cli("ingest", str(good), "--dataset", "t")
+    assert ok.exit_code == 0 and f"{good}: created 1 rows" in ok.output
+    failed = cli("ingest", str(bad), "--dataset", "t")
+    assert failed.exit_code == 1
+    assert failed.output.strip() == f"error: {bad}, line 2: expected 2 fields, found 3 (ragged row)"
+
+
+@pytest.mark.parametrize("markup", MARKUP)
+def test_column_and_dataset_names_with_markup_are_printed_literally(lake_home, tmp_path, markup):
+    path = tmp_path / "dup.csv"
+    path.write_text(f"{markup},{markup.upper()}\n1,2\n")
+    dup = cli("ingest", str(path), "--dataset", "t")
+    assert dup.exit_code == 1 and dup.output.count("\n") == 1
+    assert f"duplicate column name {markup.upper()!r}" in dup.output
+    named = cli("ingest", str(path), "--dataset", markup)
+    assert named.exit_code == 1 and f"invalid dataset name {markup!r}" in named.output
+    assert cli("manifest", markup).exit_code == 1
+    assert cli("audit", markup).exit_code == 1
+
+
+def test_a_value_with_markup_in_a_contract_error_is_printed_literally(lake_home, workers_csv, tmp_path):
+    import csv
+
+    rows = list(csv.reader(workers_csv.open(newline="")))
+    rows[1][rows[0].index("state")] = "[/x]"
+    bad = tmp_path / "workers.csv"
+    with bad.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    result = cli("ingest", str(bad), "--dataset", "workers")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "column 'state' fails str_matches" in result.output and "'[/x]'" in result.output
+
+
+def test_schema_drift_naming_markup_columns_is_one_literal_line(lake_home, tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("id,[b]x[/b]\n1,2\n")
+    second.write_text("id,[/x]\n1,2\n")
+    assert cli("ingest", str(first), "--dataset", "t").exit_code == 0
+    drift = cli("ingest", str(second), "--dataset", "t")
+    assert drift.exit_code == 1 and drift.output.count("\n") == 1
+    assert "column '[/x]' added" in drift.output and "column '[b]x[/b]' removed" in drift.output
+
+
+def test_the_installed_command_prints_markup_paths_literally(lake_home, tmp_path):
+    """The real process: a valid CSV under a markup path is ingested and reported, exit 0; a bad one exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    folder = markup_dir(tmp_path, "[/x]")
+    good, bad = folder / "[/b]good.csv".replace("/", ""), folder / "[red]bad.csv"
+    good.write_text("id,name\n1,a\n")
+    bad.write_text("id,name\n1,\x00\n")
+    lakehouse = str(Path(sys.executable).parent / "lakehouse")
+    env = {**os.environ, "COLUMNS": "300"}
+    ok = subprocess.run([lakehouse, "ingest", str(good), "-d", "t"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr.splitlines() == [ok.stderr.strip()] and ok.stderr.startswith(f"{good}: created 1 rows")
+    no = subprocess.run([lakehouse, "ingest", str(bad), "-d", "t"], capture_output=True, text=True, env=env)
+    assert no.returncode == 1 and "Traceback" not in no.stderr
+    assert (
+        no.stderr.strip()
+        == f"error: {bad}, line 2: binary data: a NUL byte, which CSV text never holds (byte 10)"
+    )
+
+
+def test_the_audit_table_renders_column_names_and_values_literally():
+    from rich.console import Console
+
+    from lakehouse_pipelines.audit.drift import DriftRow
+    from lakehouse_pipelines.audit.report import rich_table
+
+    rows = [DriftRow("top_values", "[/x]", "[bold]a", "[/]", None, "fail", note="[red")]
+    console = Console(record=True, width=200, file=io.StringIO())
+    console.print(rich_table(rows, title="t: [/y]"))
+    text = console.export_text()
+    assert "[/x]" in text and "[bold]a" in text and "[/]" in text and "[red" in text and "[/y]" in text
