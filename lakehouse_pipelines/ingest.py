@@ -122,9 +122,9 @@ def publish_drop(
                 source=source,
                 source_sha256=source_sha256,
             )
+            sample = first_rows(staged)  # before publishing: a failure here must leave no object behind
             say("publishing")
             created = lake.storage.publish(staged, obj.key)
-            sample = first_rows(staged)
     return PublishedDrop(spec.name, source, schema.columns, obj, created, False, _since(started), sample)
 
 

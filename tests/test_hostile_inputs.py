@@ -187,3 +187,95 @@ def test_the_audit_table_renders_column_names_and_values_literally():
     console.print(rich_table(rows, title="t: [/y]"))
     text = console.export_text()
     assert "[/x]" in text and "[bold]a" in text and "[/]" in text and "[red" in text and "[/y]" in text
+
+
+# ------------------------------------------------------------------------------ 3. impossible date/times
+
+REAL_INSTANTS = [
+    "2026-01-01T00:00:00+14:00",
+    "2026-01-01T00:00:00-12:00",
+    "2026-01-01T00:00:00+13:59",
+    "2026-01-01T00:00:00-11:59",
+    "2026-01-01T00:00:00+05:45",  # Nepal
+    "2026-01-01T00:00:00-00:00",
+    "2026-01-01 23:59:59.999999Z",
+    "2026-01-01T10:20+02:00",
+    "2024-02-29T00:00:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59+14:00",
+]
+NOT_INSTANTS = [
+    "2026-01-01T00:00:00+25:00",
+    "2026-01-01T00:00:00+99:99",
+    "2026-01-01T00:00:00+14:01",
+    "2026-01-01T00:00:00+14:30",
+    "2026-01-01T00:00:00-12:01",
+    "2026-01-01T00:00:00-13:00",
+    "2026-01-01T00:00:00+05:60",
+    "2026-01-01T00:00:60",  # a leap second
+    "2026-01-01T00:60:00",
+    "2026-01-01T24:00:00",  # the next day, by DuckDB's cast
+    "2026-01-01T25:00:00",
+    "2026-13-01T00:00:00",
+    "2026-02-30T00:00:00",
+    "2023-02-29T00:00:00",
+    "2026-04-31T00:00:00",
+    "2026-00-10T00:00:00",
+    "2026-01-01T00:00:00.1234567",  # finer than microseconds: DuckDB would cut it
+    "0000-01-01T00:00:00",  # DuckDB's 1 BC
+    "9999-12-31T23:59:59-12:00",  # year 10000 in UTC
+    "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+    "2026-01-01T00:00:00+0100",
+    "2026-01-01T00:00:00 UTC",
+]
+
+
+@pytest.mark.parametrize("value", REAL_INSTANTS)
+def test_real_instants_are_timestamps(lake, tmp_path, value):
+    path = tmp_path / "ok.csv"
+    path.write_text(f"id,t\n1,{value}\n")
+    assert ingest(lake, str(path), "t").columns[1].type == "timestamp"
+
+
+@pytest.mark.parametrize("value", NOT_INSTANTS)
+def test_impossible_timestamps_stay_verbatim_strings(lake, tmp_path, value):
+    import duckdb
+
+    path = tmp_path / "odd.csv"
+    path.write_text(f"id,t\n1,{value}\n2,2026-01-01T00:00:00Z\n")
+    result = ingest(lake, str(path), "t")
+    assert result.columns[1].type == "string"
+    stored = duckdb.sql(f"SELECT t FROM '{lake.storage.location(result.object.key)}' ORDER BY id").fetchall()
+    assert stored == [(value,), ("2026-01-01T00:00:00Z",)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-02-30", "string"),
+        ("2026-13-01", "string"),
+        ("2023-02-29", "string"),
+        ("0000-01-01", "string"),
+        ("2024-02-29", "date"),
+        ("0001-01-01", "date"),
+        ("9999-12-31", "date"),
+    ],
+)
+def test_impossible_dates_stay_strings(lake, tmp_path, value, expected):
+    path = tmp_path / "dates.csv"
+    path.write_text(f"id,d\n1,{value}\n")
+    assert ingest(lake, str(path), "t").columns[1].type == expected
+
+
+def test_offsets_are_applied_exactly_at_the_extremes(lake, tmp_path):
+    import duckdb
+
+    path = tmp_path / "extremes.csv"
+    path.write_text("id,t\n1,2026-01-01T00:00:00+14:00\n2,2026-01-01T00:00:00-12:00\n")
+    result = ingest(lake, str(path), "t")
+    stored = duckdb.sql(
+        f"SELECT strftime(t AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M') FROM "
+        f"'{lake.storage.location(result.object.key)}' ORDER BY id"
+    ).fetchall()
+    assert stored == [("2025-12-31 10:00",), ("2026-01-01 12:00",)]
