@@ -279,3 +279,108 @@ def test_offsets_are_applied_exactly_at_the_extremes(lake, tmp_path):
         f"'{lake.storage.location(result.object.key)}' ORDER BY id"
     ).fetchall()
     assert stored == [("2025-12-31 10:00",), ("2026-01-01 12:00",)]
+
+
+# ------------------------------------------------------------------- 4. the SQL check never touches a file
+
+CLASSIFY = """
+import json, sys
+from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
+for line in sys.stdin:
+    try:
+        check_read_only(json.loads(line))
+        verdict = "passed"
+    except QueryRefused as exc:
+        verdict = str(exc)
+    print(json.dumps(verdict), flush=True)
+"""
+
+
+def classify_without_opening(statements: list[str], timeout: float = 60.0) -> list[str]:
+    """The guard's verdicts, from a child process. The trap files are FIFOs: a parser opening one to read
+    blocks (holding the GIL), so a child that stops answering opened a file."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import stop_process_group
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLASSIFY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = child.communicate("".join(json.dumps(s) + "\n" for s in statements), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process_group(child, timeout=5)
+        out, _ = child.communicate()
+    verdicts = [json.loads(line) for line in out.splitlines()]
+    if len(verdicts) < len(statements):
+        pytest.fail(f"classifying {statements[len(verdicts)]!r} opened a file (it blocked on the FIFO)")
+    return verdicts
+
+
+@pytest.fixture
+def trap_dir(tmp_path: Path) -> Path:
+    import os
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("schema.sql", "load.sql"):
+        os.mkfifo(folder / name)
+    return folder
+
+
+IMPORT_TRICKS = [
+    "IMPORT DATABASE '{d}'",
+    "import database '{d}'",
+    "/* SELECT */ IMPORT DATABASE '{d}'",
+    "-- x\nIMPORT DATABASE '{d}';",
+    "SELECT 1; IMPORT DATABASE '{d}'",
+    "SELECT 1 /* ; */; IMPORT DATABASE '{d}'",
+    "EXPLAIN IMPORT DATABASE '{d}'",
+    "EXPLAIN ANALYZE IMPORT DATABASE '{d}'",
+    "WITH a AS (SELECT 1) IMPORT DATABASE '{d}'",
+    "SELECT U&'\\0041'; IMPORT DATABASE '{d}'",
+    "(IMPORT DATABASE '{d}')",
+    "SELECT * FROM query('IMPORT DATABASE ''{d}''')",  # a read query: the engine lock refuses the call
+]
+
+
+def test_classifying_sql_never_opens_a_file_nor_names_it(trap_dir, tmp_path):
+    statements = [t.format(d=d) for t in IMPORT_TRICKS for d in (trap_dir, tmp_path / "missing")]
+    verdicts = classify_without_opening(statements)
+    for verdict in verdicts:
+        assert str(tmp_path) not in verdict and "schema.sql" not in verdict, verdict
+    assert verdicts[0::2] == verdicts[1::2]  # no oracle: an existing and a missing directory read the same
+    assert "passed" not in verdicts[:-2]
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT 1\x00; DROP VIEW workers", "SELECT '\x00'", "\x00", "SELECT 1 -- \x00", "SELECT '\ud800'"]
+)
+def test_sql_with_a_nul_or_a_lone_surrogate_is_refused(sql):
+    from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match=r"NUL character|lone surrogate"):
+        check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'a' 'AKIASECRET'",
+        "SELECT 'unterminated AKIASECRET",
+        "SELECT 1 FROM x WHERE y = $$AKIASECRET$$ z",
+    ],
+)
+def test_syntax_errors_never_show_a_literal(sql):
+    from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match="syntax error") as caught:
+        check_read_only(sql)
+    assert "AKIASECRET" not in str(caught.value)
