@@ -1,6 +1,7 @@
 """The `lakehouse` command: ingest by hand, read the catalog, serve, audit, doctor, and MCP over stdio.
 
-Errors print one line and exit 1; no traceback reaches the terminal for a user's mistake.
+Errors print one line and exit 1; no traceback reaches the terminal for a user's mistake. User text (paths,
+column names, values, dataset names) is printed literally, never read as Rich markup (`terminal.py`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Column, Table
+from rich.text import Text
 
 from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.keys import validate_dataset_name
+from lakehouse_pipelines.terminal import error_line, literal
 
 app = typer.Typer(
     help="lakehouse-pipelines: CSV drops to a queryable, searchable lake.", no_args_is_help=True
@@ -35,7 +38,7 @@ console = Console(stderr=True)
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(error_line(message), highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -66,9 +69,12 @@ def ingest(
                 result = ingest_csv(lake, csv_file, spec, progress=say)
                 progress.advance(files)
                 progress.console.print(
-                    f"{csv_file}: [bold]{result.status}[/bold] {result.object.rows:,} rows -> "
-                    f"{result.object.key} (dataset {result.dataset} v{result.manifest.version}, "
-                    f"{result.seconds:.2f}s)",
+                    Text.assemble(
+                        f"{csv_file}: ",
+                        (str(result.status), "bold"),
+                        f" {result.object.rows:,} rows -> {result.object.key} (dataset "
+                        f"{result.dataset} v{result.manifest.version}, {result.seconds:.2f}s)",
+                    ),
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -80,12 +86,13 @@ def ingest_progress() -> Progress:
     """Files done of files given, the current file's stage and the time spent: big drops take minutes."""
     return Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # descriptions carry file names
         BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # in a pipe or a log the live display only left blank lines
     )
 
 
@@ -146,7 +153,7 @@ def sample(
     from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
     write_workers_csv(out, rows, seed)
-    console.print(f"wrote {rows:,} workers to {out}")
+    console.print(literal(f"wrote {rows:,} workers to {out}"), highlight=False)
 
 
 def _size(n: int) -> str:

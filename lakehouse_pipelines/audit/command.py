@@ -16,6 +16,7 @@ from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.keys import validate_dataset_name
+from lakehouse_pipelines.terminal import error_line, literal
 
 
 def audit_command(dataset: str, reference: str | None = None) -> None:
@@ -25,12 +26,14 @@ def audit_command(dataset: str, reference: str | None = None) -> None:
         spec = load_specs().get(dataset) or DatasetSpec(name=validate_dataset_name(dataset))
         result = run_audit(Lake.open(), spec, reference=reference)
     except LakehouseError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(error_line(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     b = result.baseline
     err.print(
-        f"audit {b.run_id[:12]} of {dataset} v{b.manifest_version}: "
-        f"{b.metrics['row_count']:,} rows in {result.seconds:.2f}s",
+        literal(
+            f"audit {b.run_id[:12]} of {dataset} v{b.manifest_version}: "
+            f"{b.metrics['row_count']:,} rows in {result.seconds:.2f}s"
+        ),
         highlight=False,
     )
     if result.reference is None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lakehouse_pipelines.audit.drift import DriftRow
 from lakehouse_pipelines.audit.markdown_table import markdown_table
+from lakehouse_pipelines.terminal import literal
 
 HEADERS = ("column", "metric", "old", "new", "change", "verdict", "note")
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -61,9 +62,9 @@ def markdown(rows: Sequence[DriftRow], *, only_flagged: bool = False) -> str:
 
 def rich_table(rows: Sequence[DriftRow], title: str = "") -> Table:
     """The drift table for a terminal, verdicts coloured."""
-    table = Table(*HEADERS, title=title or None)
+    table = Table(*HEADERS, title=literal(title) if title else None)
     for row in rows:
-        values = cells(row)
-        style = VERDICT_STYLE[row.verdict]
-        table.add_row(*values[:5], f"[{style}]{row.verdict}[/{style}]", values[6])
+        values = [literal(v) for v in cells(row)]  # column names and values are data, not markup
+        values[5].stylize(VERDICT_STYLE[row.verdict])
+        table.add_row(*values)
     return table

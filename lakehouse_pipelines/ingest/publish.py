@@ -23,10 +23,11 @@ from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import BadInput, SchemaDrift
 from lakehouse_pipelines.ingest.csv_file import (
     csv_error,
+    digest_file,
     quote_literal,
     read_csv_sql,
     read_header,
-    sha256_file,
+    refuse_nul,
 )
 from lakehouse_pipelines.ingest.type_inference import cast_sql, infer_schema
 from lakehouse_pipelines.lake import Lake
@@ -94,12 +95,14 @@ def publish_drop(
     with _local_copy(source, lake.scratch) as path:
         _check_size(path, source, lake.max_file_bytes)
         say("hashing")
-        source_sha256 = sha256_file(path)
+        digest = digest_file(path)
+        source_sha256 = digest.sha256
         current = lake.catalog.find(spec.name)
         if current is not None and current.has_source(source_sha256):
             obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
             return PublishedDrop(spec.name, source, current.columns, obj, False, True, _since(started))
         names = read_header(path, source)
+        refuse_nul(path, source, digest)  # DuckDB's reader would keep a NUL in a cell
         with _duckdb(lake.scratch, len(names)) as con, _staging_file(lake.scratch) as staged:
             relation = read_csv_sql(path, names)
             say("inferring types")
@@ -109,9 +112,7 @@ def publish_drop(
             rows = _csv_step(source, lambda: _write_parquet(con, relation, cast_sql(schema), staged))
             if spec.contract:
                 say("checking contract")
-                from lakehouse_pipelines.ingest import (
-                    contracts,  # pandera + pandas import in 0.7 s: only when used
-                )
+                from lakehouse_pipelines.ingest import contracts  # pandera + pandas: 0.7 s, only when used
 
                 contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
             obj = DataObject(
@@ -121,9 +122,9 @@ def publish_drop(
                 source=source,
                 source_sha256=source_sha256,
             )
+            sample = first_rows(staged)  # before publishing: a failure here must leave no object behind
             say("publishing")
             created = lake.storage.publish(staged, obj.key)
-            sample = first_rows(staged)
     return PublishedDrop(spec.name, source, schema.columns, obj, created, False, _since(started), sample)
 
 

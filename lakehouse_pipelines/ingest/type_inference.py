@@ -23,10 +23,19 @@ MAX_CHECKS_PER_PASS = 160
 INT_RE = r"[+-]?(0|[1-9][0-9]*)"
 FLOAT_RE = r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-TIMESTAMP_RE = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?"
-)
-ZONE_RE = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+# Only what names one instant exactly; DuckDB's cast is laxer and would store something else. It takes any
+# `±HH:MM` (+25:00, +99:99, +05:60 become other instants), hour 24 (the next day) and any number of
+# fractional digits (cut to microseconds). So: hours 00-23, minutes and seconds 00-59 (DuckDB refuses a
+# leap second 60 anyway), at most 6 fractional digits, real UTC offsets from -12:00 to +14:00 (or Z).
+# Month 13 and Feb 30 pass the shape and fail the cast; anything else is a string, kept verbatim.
+TIME_RE = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+OFFSET_RE = r"(Z|\+(0[0-9]|1[0-3]):[0-5][0-9]|\+14:00|-(0[0-9]|1[01]):[0-5][0-9]|-12:00)"
+TIMESTAMP_RE = f"{DATE_RE}[T ]{TIME_RE}{OFFSET_RE}?"
+ZONE_RE = f"{OFFSET_RE}$"
+# Years 1-9999, as instants in UTC: DuckDB reads year 0000 as 1 BC and 9999-12-31T23:59-12:00 is in year
+# 10000, and neither fits the datetimes of Python and Arrow that read the lake (OverflowError).
+DATE_RANGE = "BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'"
+INSTANT_RANGE = "BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
 
 
 def _value(name: str) -> str:
@@ -36,10 +45,7 @@ def _value(name: str) -> str:
 
 def _timestamp_text(v: str) -> str:
     # DuckDB's cast wants seconds whenever a zone follows; `HH:MM` alone means `HH:MM:00`.
-    return (
-        f"regexp_replace({v}, '^([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})[T ]([0-9]{{2}}:[0-9]{{2}})"
-        f"(Z|[+-][0-9]{{2}}:[0-9]{{2}})?$', '\\1 \\2:00\\3')"
-    )
+    return f"regexp_replace({v}, '^({DATE_RE})[T ]([0-9]{{2}}:[0-9]{{2}}){OFFSET_RE}?$', '\\1 \\2:00\\3')"
 
 
 def _fits(logical_type: str, v: str) -> str:
@@ -51,8 +57,8 @@ def _fits(logical_type: str, v: str) -> str:
         "bool": (None, f"lower({v}) IN ('true', 'false')"),
         "int64": (INT_RE, f"TRY_CAST({v} AS BIGINT) IS NOT NULL"),
         "float64": (FLOAT_RE, f"isfinite(TRY_CAST({v} AS DOUBLE))"),
-        "date": (DATE_RE, f"TRY_CAST({v} AS DATE) IS NOT NULL"),
-        "timestamp": (TIMESTAMP_RE, f"TRY_CAST({_timestamp_text(v)} AS TIMESTAMPTZ) IS NOT NULL"),
+        "date": (DATE_RE, f"TRY_CAST({v} AS DATE) {DATE_RANGE}"),
+        "timestamp": (TIMESTAMP_RE, f"TRY_CAST({_timestamp_text(v)} AS TIMESTAMPTZ) {INSTANT_RANGE}"),
     }[logical_type]
     if shape is None:
         return cast

@@ -1,0 +1,386 @@
+"""Hostile input, round 2 (issue 13): each class of bad input is refused clearly, at the mechanism that owns it.
+
+Every refusal is checked for the same properties: one line naming the problem (file, line, column, field),
+no traceback, and nothing lost (the live manifest byte-identical, the lake tree unchanged). The fuzz tests
+(tests/test_fuzz_*.py) assert the same properties over generated inputs; these are the worked examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+from lakehouse_pipelines.errors import BadInput
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.lake import Lake
+
+
+def lake_state(lake: Lake) -> dict[str, str]:
+    """Every file under the lake root with the sha256 of its bytes (lock files aside: they are empty)."""
+    root = Path(lake.storage.root)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".locks" not in p.parts
+    }
+
+
+@pytest.fixture
+def live(lake: Lake, tmp_path: Path) -> Lake:
+    """A lake with one registered dataset `t` (id, name), so refusals can be checked against live data."""
+    good = tmp_path / "good.csv"
+    good.write_text("id,name\n1,a\n2,b\n")
+    ingest(lake, str(good), "t")
+    return lake
+
+
+def refused(lake: Lake, source: str | Path, dataset: str = "t") -> BadInput:
+    """Ingest `source`, expecting a refusal that changes nothing in the lake."""
+    before = lake_state(lake)
+    with pytest.raises(BadInput) as caught:
+        ingest(lake, str(source), dataset)
+    assert lake_state(lake) == before
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return caught.value
+
+
+# ------------------------------------------------------------------------------------------ 1. NUL bytes
+
+
+def test_a_nul_byte_past_the_head_is_refused_naming_its_line(live, tmp_path):
+    path = tmp_path / "late_nul.csv"
+    row = b"1,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"  # 43 bytes: 6 MiB of rows is past the 4 MiB head
+    rows = (6 * 1024**2) // len(row)
+    path.write_bytes(b"id,name\n" + row * rows + b"2,x\x00y\n" + row * 10)
+    error = refused(live, path)
+    assert error.line == rows + 2
+    assert f"late_nul.csv, line {rows + 2}: binary data: a NUL byte" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b"id,na\x00me\n1,a\n", 1),
+        (b"id,name\n1,\x00\n", 2),
+        (b'id,name\n1,"a\nb\x00"\n', 3),  # a physical line: inside a quoted newline
+        (b"id,name\n1,a\n2,b\x00", 3),  # the last byte, no trailing newline
+    ],
+)
+def test_a_nul_byte_anywhere_is_refused(live, tmp_path, content, line):
+    path = tmp_path / "nul.csv"
+    path.write_bytes(content)
+    assert refused(live, path).line == line
+
+
+def test_a_file_without_nul_bytes_still_ingests(lake, tmp_path):
+    path = tmp_path / "ok.csv"
+    path.write_bytes(b"id,name\n" + b"1,\xe2\x80\x8b\x01x\n" * 3)  # zero-width space, a \x01: text, not NUL
+    assert ingest(lake, str(path), "t").object.rows == 3
+
+
+# --------------------------------------------------------------------------------- 2. Rich markup in the CLI
+
+MARKUP = ["[/x]", "[bold]", "[/]", "[link=file:///etc/passwd]x[/link]", "\\[x]", "[red"]
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from lakehouse_pipelines.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    # CliRunner catches what would have been a traceback; a clean exit is typer.Exit (SystemExit) or none
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def markup_dir(tmp_path: Path, markup: str) -> Path:
+    folder = tmp_path / markup.replace("/", "_slash_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize("markup", MARKUP)
+def test_a_path_with_markup_is_printed_literally_on_success_and_failure(lake_home, tmp_path, markup):
+    folder = markup_dir(tmp_path, markup)
+    good, bad = folder / f"{markup.replace('/', '')}ok.csv", folder / "bad.csv"
+    good.write_text("id,name\n1,a\n")
+    bad.write_text("id,name\n1,a,b\n")
+    ok = cli("ingest", str(good), "--dataset", "t")
+    assert ok.exit_code == 0 and f"{good}: created 1 rows" in ok.output
+    failed = cli("ingest", str(bad), "--dataset", "t")
+    assert failed.exit_code == 1
+    assert failed.output.strip() == f"error: {bad}, line 2: expected 2 fields, found 3 (ragged row)"
+
+
+@pytest.mark.parametrize("markup", MARKUP)
+def test_column_and_dataset_names_with_markup_are_printed_literally(lake_home, tmp_path, markup):
+    path = tmp_path / "dup.csv"
+    path.write_text(f"{markup},{markup.upper()}\n1,2\n")
+    dup = cli("ingest", str(path), "--dataset", "t")
+    assert dup.exit_code == 1 and dup.output.count("\n") == 1
+    assert f"duplicate column name {markup.upper()!r}" in dup.output
+    named = cli("ingest", str(path), "--dataset", markup)
+    assert named.exit_code == 1 and f"invalid dataset name {markup!r}" in named.output
+    assert cli("manifest", markup).exit_code == 1
+    assert cli("audit", markup).exit_code == 1
+
+
+def test_a_value_with_markup_in_a_contract_error_is_printed_literally(lake_home, workers_csv, tmp_path):
+    import csv
+
+    rows = list(csv.reader(workers_csv.open(newline="")))
+    rows[1][rows[0].index("state")] = "[/x]"
+    bad = tmp_path / "workers.csv"
+    with bad.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    result = cli("ingest", str(bad), "--dataset", "workers")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "column 'state' fails str_matches" in result.output and "'[/x]'" in result.output
+
+
+def test_schema_drift_naming_markup_columns_is_one_literal_line(lake_home, tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("id,[b]x[/b]\n1,2\n")
+    second.write_text("id,[/x]\n1,2\n")
+    assert cli("ingest", str(first), "--dataset", "t").exit_code == 0
+    drift = cli("ingest", str(second), "--dataset", "t")
+    assert drift.exit_code == 1 and drift.output.count("\n") == 1
+    assert "column '[/x]' added" in drift.output and "column '[b]x[/b]' removed" in drift.output
+
+
+def test_the_installed_command_prints_markup_paths_literally(lake_home, tmp_path):
+    """The real process: a valid CSV under a markup path is ingested and reported, exit 0; a bad one exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    folder = markup_dir(tmp_path, "[/x]")
+    good, bad = folder / "[/b]good.csv".replace("/", ""), folder / "[red]bad.csv"
+    good.write_text("id,name\n1,a\n")
+    bad.write_text("id,name\n1,\x00\n")
+    lakehouse = str(Path(sys.executable).parent / "lakehouse")
+    env = {**os.environ, "COLUMNS": "300"}
+    ok = subprocess.run([lakehouse, "ingest", str(good), "-d", "t"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr.splitlines() == [ok.stderr.strip()] and ok.stderr.startswith(f"{good}: created 1 rows")
+    no = subprocess.run([lakehouse, "ingest", str(bad), "-d", "t"], capture_output=True, text=True, env=env)
+    assert no.returncode == 1 and "Traceback" not in no.stderr
+    assert (
+        no.stderr.strip()
+        == f"error: {bad}, line 2: binary data: a NUL byte, which CSV text never holds (byte 10)"
+    )
+
+
+def test_the_audit_table_renders_column_names_and_values_literally():
+    from rich.console import Console
+
+    from lakehouse_pipelines.audit.drift import DriftRow
+    from lakehouse_pipelines.audit.report import rich_table
+
+    rows = [DriftRow("top_values", "[/x]", "[bold]a", "[/]", None, "fail", note="[red")]
+    console = Console(record=True, width=200, file=io.StringIO())
+    console.print(rich_table(rows, title="t: [/y]"))
+    text = console.export_text()
+    assert "[/x]" in text and "[bold]a" in text and "[/]" in text and "[red" in text and "[/y]" in text
+
+
+# ------------------------------------------------------------------------------ 3. impossible date/times
+
+REAL_INSTANTS = [
+    "2026-01-01T00:00:00+14:00",
+    "2026-01-01T00:00:00-12:00",
+    "2026-01-01T00:00:00+13:59",
+    "2026-01-01T00:00:00-11:59",
+    "2026-01-01T00:00:00+05:45",  # Nepal
+    "2026-01-01T00:00:00-00:00",
+    "2026-01-01 23:59:59.999999Z",
+    "2026-01-01T10:20+02:00",
+    "2024-02-29T00:00:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59+14:00",
+]
+NOT_INSTANTS = [
+    "2026-01-01T00:00:00+25:00",
+    "2026-01-01T00:00:00+99:99",
+    "2026-01-01T00:00:00+14:01",
+    "2026-01-01T00:00:00+14:30",
+    "2026-01-01T00:00:00-12:01",
+    "2026-01-01T00:00:00-13:00",
+    "2026-01-01T00:00:00+05:60",
+    "2026-01-01T00:00:60",  # a leap second
+    "2026-01-01T00:60:00",
+    "2026-01-01T24:00:00",  # the next day, by DuckDB's cast
+    "2026-01-01T25:00:00",
+    "2026-13-01T00:00:00",
+    "2026-02-30T00:00:00",
+    "2023-02-29T00:00:00",
+    "2026-04-31T00:00:00",
+    "2026-00-10T00:00:00",
+    "2026-01-01T00:00:00.1234567",  # finer than microseconds: DuckDB would cut it
+    "0000-01-01T00:00:00",  # DuckDB's 1 BC
+    "9999-12-31T23:59:59-12:00",  # year 10000 in UTC
+    "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+    "2026-01-01T00:00:00+0100",
+    "2026-01-01T00:00:00 UTC",
+]
+
+
+@pytest.mark.parametrize("value", REAL_INSTANTS)
+def test_real_instants_are_timestamps(lake, tmp_path, value):
+    path = tmp_path / "ok.csv"
+    path.write_text(f"id,t\n1,{value}\n")
+    assert ingest(lake, str(path), "t").columns[1].type == "timestamp"
+
+
+@pytest.mark.parametrize("value", NOT_INSTANTS)
+def test_impossible_timestamps_stay_verbatim_strings(lake, tmp_path, value):
+    import duckdb
+
+    path = tmp_path / "odd.csv"
+    path.write_text(f"id,t\n1,{value}\n2,2026-01-01T00:00:00Z\n")
+    result = ingest(lake, str(path), "t")
+    assert result.columns[1].type == "string"
+    stored = duckdb.sql(f"SELECT t FROM '{lake.storage.location(result.object.key)}' ORDER BY id").fetchall()
+    assert stored == [(value,), ("2026-01-01T00:00:00Z",)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-02-30", "string"),
+        ("2026-13-01", "string"),
+        ("2023-02-29", "string"),
+        ("0000-01-01", "string"),
+        ("2024-02-29", "date"),
+        ("0001-01-01", "date"),
+        ("9999-12-31", "date"),
+    ],
+)
+def test_impossible_dates_stay_strings(lake, tmp_path, value, expected):
+    path = tmp_path / "dates.csv"
+    path.write_text(f"id,d\n1,{value}\n")
+    assert ingest(lake, str(path), "t").columns[1].type == expected
+
+
+def test_offsets_are_applied_exactly_at_the_extremes(lake, tmp_path):
+    import duckdb
+
+    path = tmp_path / "extremes.csv"
+    path.write_text("id,t\n1,2026-01-01T00:00:00+14:00\n2,2026-01-01T00:00:00-12:00\n")
+    result = ingest(lake, str(path), "t")
+    stored = duckdb.sql(
+        f"SELECT strftime(t AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M') FROM "
+        f"'{lake.storage.location(result.object.key)}' ORDER BY id"
+    ).fetchall()
+    assert stored == [("2025-12-31 10:00",), ("2026-01-01 12:00",)]
+
+
+# ------------------------------------------------------------------- 4. the SQL check never touches a file
+
+CLASSIFY = """
+import json, sys
+from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
+for line in sys.stdin:
+    try:
+        check_read_only(json.loads(line))
+        verdict = "passed"
+    except QueryRefused as exc:
+        verdict = str(exc)
+    print(json.dumps(verdict), flush=True)
+"""
+
+
+def classify_without_opening(statements: list[str], timeout: float = 60.0) -> list[str]:
+    """The guard's verdicts, from a child process. The trap files are FIFOs: a parser opening one to read
+    blocks (holding the GIL), so a child that stops answering opened a file."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import stop_process_group
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLASSIFY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = child.communicate("".join(json.dumps(s) + "\n" for s in statements), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process_group(child, timeout=5)
+        out, _ = child.communicate()
+    verdicts = [json.loads(line) for line in out.splitlines()]
+    if len(verdicts) < len(statements):
+        pytest.fail(f"classifying {statements[len(verdicts)]!r} opened a file (it blocked on the FIFO)")
+    return verdicts
+
+
+@pytest.fixture
+def trap_dir(tmp_path: Path) -> Path:
+    import os
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("schema.sql", "load.sql"):
+        os.mkfifo(folder / name)
+    return folder
+
+
+IMPORT_TRICKS = [
+    "IMPORT DATABASE '{d}'",
+    "import database '{d}'",
+    "/* SELECT */ IMPORT DATABASE '{d}'",
+    "-- x\nIMPORT DATABASE '{d}';",
+    "SELECT 1; IMPORT DATABASE '{d}'",
+    "SELECT 1 /* ; */; IMPORT DATABASE '{d}'",
+    "EXPLAIN IMPORT DATABASE '{d}'",
+    "EXPLAIN ANALYZE IMPORT DATABASE '{d}'",
+    "WITH a AS (SELECT 1) IMPORT DATABASE '{d}'",
+    "SELECT U&'\\0041'; IMPORT DATABASE '{d}'",
+    "(IMPORT DATABASE '{d}')",
+    "SELECT * FROM query('IMPORT DATABASE ''{d}''')",  # a read query: the engine lock refuses the call
+]
+
+
+def test_classifying_sql_never_opens_a_file_nor_names_it(trap_dir, tmp_path):
+    statements = [t.format(d=d) for t in IMPORT_TRICKS for d in (trap_dir, tmp_path / "missing")]
+    verdicts = classify_without_opening(statements)
+    for verdict in verdicts:
+        assert str(tmp_path) not in verdict and "schema.sql" not in verdict, verdict
+    assert verdicts[0::2] == verdicts[1::2]  # no oracle: an existing and a missing directory read the same
+    assert "passed" not in verdicts[:-2]
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT 1\x00; DROP VIEW workers", "SELECT '\x00'", "\x00", "SELECT 1 -- \x00", "SELECT '\ud800'"]
+)
+def test_sql_with_a_nul_or_a_lone_surrogate_is_refused(sql):
+    from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match=r"NUL character|lone surrogate"):
+        check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'a' 'AKIASECRET'",
+        "SELECT 'unterminated AKIASECRET",
+        "SELECT 1 FROM x WHERE y = $$AKIASECRET$$ z",
+    ],
+)
+def test_syntax_errors_never_show_a_literal(sql):
+    from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match="syntax error") as caught:
+        check_read_only(sql)
+    assert "AKIASECRET" not in str(caught.value)
