@@ -149,6 +149,18 @@ def sample(
     console.print(f"wrote {rows:,} workers to {out}")
 
 
+@app.command()
+def models() -> None:
+    """Export the local model to ONNX (and int8) into the model cache, if not there yet (needs torch once)."""
+    from lakehouse_pipelines import onnx_encoder
+
+    try:
+        for name in onnx_encoder.MODEL_FILES:
+            console.print(f"{name}: {onnx_encoder.ensure_model(name).onnx}", highlight=False)
+    except LakehouseError as exc:
+        fail(str(exc))
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

