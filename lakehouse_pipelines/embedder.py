@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 LOCAL_INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"  # the same export quantized to int8: other vectors, own name
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
+DEFAULT_OLLAMA_CONCURRENCY = 4
 # nomic-embed-text was trained with task prefixes; without them its scores degrade.
 NOMIC_DOCUMENT_PREFIX = "search_document: "
 NOMIC_QUERY_PREFIX = "search_query: "
@@ -110,6 +113,11 @@ class OllamaEmbedder:
 
     Transient failures (connection refused while a server restarts, timeouts, 429 and 5xx) are retried with
     exponential backoff; a missing model (404) is reported at once with the command that fixes it.
+
+    `embed_documents` keeps `concurrency` batches in flight at once (`LAKEHOUSE_OLLAMA_CONCURRENCY`, default
+    4): one request at a time leaves a GPU server idle between batches. Rows come back in input order. Each
+    batch retries on its own; once one batch has failed for good, the others stop retrying and its error is
+    the one raised.
     """
 
     def __init__(
@@ -123,6 +131,7 @@ class OllamaEmbedder:
         backoff: float = 0.5,
         document_prefix: str | None = None,
         query_prefix: str | None = None,
+        concurrency: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         import ollama
@@ -132,6 +141,13 @@ class OllamaEmbedder:
         self.batch_size = batch_size
         self.retries = retries
         self.backoff = backoff
+        self.concurrency = (
+            concurrency
+            if concurrency is not None
+            else _positive_int("LAKEHOUSE_OLLAMA_CONCURRENCY", os.environ, DEFAULT_OLLAMA_CONCURRENCY)
+        )
+        if self.concurrency < 1:
+            raise EmbedderError(f"Ollama concurrency must be at least 1, not {self.concurrency}")
         nomic = model.split(":")[0].endswith("nomic-embed-text")
         self.document_prefix = (
             document_prefix if document_prefix is not None else (NOMIC_DOCUMENT_PREFIX if nomic else "")
@@ -142,6 +158,7 @@ class OllamaEmbedder:
         self._sleep = sleep
         self._client = ollama.Client(host=self.host, timeout=timeout)
         self._dim: int | None = None
+        self._dim_lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -153,38 +170,53 @@ class OllamaEmbedder:
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         prefixed = [self.document_prefix + t for t in texts]
-        batches = [
-            self._embed_batch(prefixed[i : i + self.batch_size])
-            for i in range(0, len(prefixed), self.batch_size)
-        ]
-        if not batches:
+        chunks = [prefixed[i : i + self.batch_size] for i in range(0, len(prefixed), self.batch_size)]
+        if not chunks:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        return np.concatenate(batches)
+        if len(chunks) == 1 or self.concurrency == 1:
+            return np.concatenate([self._embed_batch(chunk) for chunk in chunks])
+        given_up = threading.Event()  # set once a batch has failed for good: the others stop retrying
+        workers = min(self.concurrency, len(chunks))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ollama-embed") as pool:
+            futures = [pool.submit(self._embed_batch, chunk, given_up) for chunk in chunks]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+            if failed is not None:
+                given_up.set()
+                for future in futures:
+                    future.cancel()  # batches not started yet never start; in-flight ones finish or stop
+        if failed is not None:
+            error = failed.exception()
+            assert error is not None
+            raise error
+        return np.concatenate([f.result() for f in futures])
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._embed_batch([self.query_prefix + text])[0]
 
-    def _embed_batch(self, inputs: list[str]) -> np.ndarray:
-        response = self._with_retries(lambda: self._client.embed(model=self.model, input=inputs))
+    def _embed_batch(self, inputs: list[str], given_up: threading.Event | None = None) -> np.ndarray:
+        response = self._with_retries(lambda: self._client.embed(model=self.model, input=inputs), given_up)
         embeddings = getattr(response, "embeddings", None)
         if not embeddings or len(embeddings) != len(inputs):
             got = len(embeddings) if embeddings else 0
             raise EmbedderError(f"Ollama model {self.model!r} returned {got} vectors for {len(inputs)} texts")
         vectors = normalize(embeddings)
-        if self._dim is None:
-            self._dim = vectors.shape[1]
-        elif vectors.shape[1] != self._dim:
-            raise EmbedderError(
-                f"Ollama model {self.model!r} changed dimension from {self._dim} to {vectors.shape[1]}"
-            )
+        with self._dim_lock:
+            if self._dim is None:
+                self._dim = vectors.shape[1]
+            elif vectors.shape[1] != self._dim:
+                raise EmbedderError(
+                    f"Ollama model {self.model!r} changed dimension from {self._dim} to {vectors.shape[1]}"
+                )
         return vectors
 
-    def _with_retries(self, call: Callable):
+    def _with_retries(self, call: Callable, given_up: threading.Event | None = None):
         import httpx
         import ollama
 
         for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+            # Another batch of the same call failed for good: this one's error is not the one reported.
+            last = attempt == self.retries or (given_up is not None and given_up.is_set())
             try:
                 return call()
             except ollama.ResponseError as exc:
@@ -217,9 +249,18 @@ class OllamaEmbedder:
         raise AssertionError("unreachable")
 
 
+def _positive_int(name: str, env, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise EmbedderError(f"{name} must be a whole number of at least 1, not {raw[:20]!r}")
+    return int(raw)
+
+
 def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
     """`LAKEHOUSE_EMBEDDER` = `local` (default), `local-int8` (the same model quantized) or `ollama`
-    (`OLLAMA_HOST`, `LAKEHOUSE_OLLAMA_MODEL`).
+    (`OLLAMA_HOST`, `LAKEHOUSE_OLLAMA_MODEL`, `LAKEHOUSE_OLLAMA_CONCURRENCY`).
 
     `local-int8` is a value of `LAKEHOUSE_EMBEDDER` rather than a variable of its own so that it reaches
     Dagster runs through the embedder resource's `kind`, which already maps that variable.
@@ -232,7 +273,10 @@ def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
         return LocalEmbedder(LOCAL_INT8_MODEL_NAME)
     if kind == "ollama":
         return OllamaEmbedder(
-            model=env.get("LAKEHOUSE_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL, host=env.get("OLLAMA_HOST")
+            model=env.get("LAKEHOUSE_OLLAMA_MODEL") or DEFAULT_OLLAMA_MODEL,
+            host=env.get("OLLAMA_HOST"),
+            # Unset here (the Dagster resource passes only its own fields): the process environment decides.
+            concurrency=_positive_int("LAKEHOUSE_OLLAMA_CONCURRENCY", env, 0) or None,
         )
     raise EmbedderError(
         f"LAKEHOUSE_EMBEDDER must be 'local' or 'ollama' (or 'local-int8'), not {kind[:40]!r}"
