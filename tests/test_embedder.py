@@ -144,7 +144,7 @@ def test_ollama_rate_is_what_the_delay_and_in_flight_limit_allow():
         stub.delay = delay
         embedder = OllamaEmbedder(host=stub.url, batch_size=4, concurrency=concurrency)
         texts = [f"worker {i}" for i in range(batches * 4)]
-        embedder.embed_documents(texts[: concurrency * 4])  # connections open once, as in a long run
+        embedder.embed_documents(texts)  # connections open once, as in a long run; the stub's answers too
         rates = []
         for _ in range(5):  # the best of 5: other jobs on these 2 cores only ever slow a round down
             started = time.perf_counter()
