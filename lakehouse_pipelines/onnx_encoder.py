@@ -19,16 +19,19 @@ export once; the second waits for the first and loads its file.
 
 **Runtime.** Only `tokenizers` + `onnxruntime` + numpy: neither documents nor queries import torch (torch
 and sentence-transformers are for the export, and for the equality test and benchmark). Our own runner
-rather than fastembed: fastembed truncates at 512 tokens where sentence-transformers uses the model's
-`max_seq_length` (256 for MiniLM, so long texts would get other vectors than the collections already hold),
-and it pads batches without sorting by length (1.6x sentence-transformers' rate here, against ~1.4x for a
-length-sorted runner; ARCHITECTURE.md). Texts are tokenized with the model folder's `tokenizer.json`
-(truncation at `max_seq_length`, its fixed 128-token padding turned off), sorted by token length and padded
-per batch; the pooled rows are L2-normalised by `embedder.normalize`.
+rather than fastembed, although fastembed measured faster on these machines (1.6x sentence-transformers'
+rate against 1.37x for a length-sorted runner, ARCHITECTURE.md; this runner measures 1.47x in
+bench/results/encoder.md): fastembed truncates at 512 tokens where sentence-transformers truncates at the
+model's `max_seq_length` (256 for MiniLM), so every text over 256 tokens would get a vector the existing
+collections don't hold, and equal vectors are the point. It would also be one more dependency that
+decides tokenization, pooling and threads for us. Texts are tokenized with the model folder's
+`tokenizer.json` (truncation at `max_seq_length`, its fixed 128-token padding turned off), sorted by token
+length and padded per batch; the pooled rows are L2-normalised by `embedder.normalize`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -119,6 +122,7 @@ class ModelFiles:
     dim: int
 
 
+@functools.cache
 def model_info(name: str) -> tuple[int, int]:
     """(max_seq_length, dim) from the package's sentence-transformers and transformer configs (no loading)."""
     directory = model_dir()
@@ -180,11 +184,13 @@ def _temporary(target: Path) -> Path:
 
 
 def _publish(tmp: Path, target: Path, meta: dict) -> None:
-    """The metadata first, then the model: a reader that sees the model also sees its recipe."""
+    """The model first, then the metadata naming its recipe: a reader that finds the current recipe's
+    metadata finds that recipe's model (between the two, it sees an older or missing recipe, takes the lock
+    and waits for this exporter)."""
     meta_tmp = _temporary(target.with_name(target.name + ".json"))
     meta_tmp.write_text(json.dumps({**meta, "recipe": RECIPE[target.name]}, indent=2) + "\n")
-    os.replace(meta_tmp, target.with_name(target.name + ".json"))
     os.replace(tmp, target)
+    os.replace(meta_tmp, target.with_name(target.name + ".json"))
 
 
 def _export_fp32(directory: Path, target: Path) -> None:
