@@ -404,6 +404,7 @@ def main() -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)  # ours only: the quantizer logs a line per tensor at INFO on the root logger
     log.setLevel(logging.INFO)
+    log.propagate = False  # its logging.warning() gives the root logger a handler of its own
     for name in MODEL_FILES:
         started = time.perf_counter()
         files = ensure_model(name)
