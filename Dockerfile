@@ -9,7 +9,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DAGSTER_HOME=/opt/dagster/home \
-    LAKEHOUSE_HOME=/var/lib/lakehouse
+    LAKEHOUSE_HOME=/var/lib/lakehouse \
+    LAKEHOUSE_MODEL_CACHE=/opt/lakehouse/models
 
 RUN useradd --system --create-home --home-dir /home/lakehouse lakehouse \
     && mkdir -p /opt/dagster/app /opt/dagster/home /var/lib/lakehouse \
@@ -24,6 +25,8 @@ COPY assets ./assets
 COPY resources ./resources
 COPY schemas ./schemas
 RUN pip install -c constraints.txt .
+# The local model's ONNX export (and int8), made once at build time: no service needs torch at run time.
+RUN lakehouse models
 
 COPY dagster.production.yaml /opt/dagster/home/dagster.yaml
 COPY workspace.production.yaml ./workspace.yaml

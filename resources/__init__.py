@@ -51,6 +51,8 @@ def build_resources(settings: LakehouseSettings) -> dict[str, dg.ConfigurableRes
             kind=configured("lakehouse_embedder"),
             ollama_host=configured("ollama_host"),
             ollama_model=configured("lakehouse_ollama_model"),
+            ollama_concurrency=configured("lakehouse_ollama_concurrency", int),
+            model_cache=configured("lakehouse_model_cache"),
         ),
         "vector_store": VectorStoreResource(
             qdrant_url=configured("qdrant_url"), qdrant_api_key=configured("qdrant_api_key")

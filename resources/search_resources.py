@@ -17,6 +17,7 @@ from lakehouse_pipelines.search.embedders import Embedder, build_embedder
 from lakehouse_pipelines.search.vectors import open_vector_store
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorStore
 from lakehouse_pipelines.settings import (
+    DEFAULT_OLLAMA_CONCURRENCY,
     DEFAULT_OLLAMA_HOST,
     DEFAULT_OLLAMA_MODEL,
     EmbedderSettings,
@@ -25,18 +26,22 @@ from lakehouse_pipelines.settings import (
 
 
 class EmbedderResource(ConfigurableResource):
-    """`local` (all-MiniLM-L6-v2, offline) or `ollama` (official client, nomic-embed-text by default)."""
+    """`local` (all-MiniLM-L6-v2 on ONNX Runtime, offline), `local-int8`, or `ollama` (nomic-embed-text by default)."""
 
     kind: str = "local"
     ollama_host: str = DEFAULT_OLLAMA_HOST
     ollama_model: str = DEFAULT_OLLAMA_MODEL
+    ollama_concurrency: int = DEFAULT_OLLAMA_CONCURRENCY
+    model_cache: str = ""
     _embedder: Embedder | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._embedder = build_embedder(self.settings())
 
     def settings(self) -> EmbedderSettings:
-        return EmbedderSettings(self.kind, self.ollama_host, self.ollama_model)
+        return EmbedderSettings(
+            self.kind, self.ollama_host, self.ollama_model, self.ollama_concurrency, self.model_cache
+        )
 
     def get(self) -> Embedder:
         """The run's embedder (the local model itself loads on first use: seconds, once per process)."""

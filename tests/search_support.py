@@ -61,16 +61,39 @@ class OllamaStub:
         self.models = models
         self.requests: list[dict] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer before succeeding again
+        # a batch's first input -> HTTP statuses to answer that batch (only) before succeeding again
+        self.fail_batch: dict[str, list[int]] = {}
         self.delay = 0.0  # seconds to wait before answering: a server too slow for the client's timeout
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the stub was answering at once
+        self._lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Ollama's server does
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append({"path": self.path, **body})
-                time.sleep(stub.delay)
-                if stub.fail_next:
-                    return self._send(stub.fail_next.pop(0), {"error": "server busy"})
+                with stub._lock:
+                    stub.requests.append({"path": self.path, **body})
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    time.sleep(stub.delay)
+                    return self._answer(body)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+            def _answer(self, body: dict):
+                inputs = body.get("input")
+                first = inputs[0] if isinstance(inputs, list) and inputs else inputs
+                with stub._lock:
+                    failures = stub.fail_batch.get(first, []) if isinstance(first, str) else []
+                    status = failures.pop(0) if failures else (stub.fail_next.pop(0) if stub.fail_next else 0)
+                if status:
+                    return self._send(status, {"error": "server busy"})
                 if self.path != "/api/embed":
                     return self._send(404, {"error": "not found"})
                 if body["model"] not in stub.models:
@@ -78,11 +101,10 @@ class OllamaStub:
                         404, {"error": f'model "{body["model"]}" not found, try pulling it first'}
                     )
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = [stub.raw_vector(text) for text in inputs]
-                return self._send(200, {"model": body["model"], "embeddings": vectors})
+                return self._send(200, stub.answer(body["model"], tuple(inputs)))
 
-            def _send(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict | bytes):
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -94,6 +116,12 @@ class OllamaStub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one stub per test: the cache dies with it)
+    def answer(self, model: str, inputs: tuple[str, ...]) -> bytes:
+        """The encoded reply, made once per batch: with 768-d vectors, encoding costs the stub (whose threads
+        share one GIL) more than a real server's answer costs it, and would be what a rate test measures."""
+        return json.dumps({"model": model, "embeddings": [self.raw_vector(t) for t in inputs]}).encode()
 
     def raw_vector(self, text: str) -> list[float]:
         """Deterministic, deliberately not unit length (Ollama returns raw vectors)."""

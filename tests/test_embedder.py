@@ -6,6 +6,7 @@ re-run embed nothing, an edited row re-embed only itself, and survives restarts 
 from __future__ import annotations
 
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -61,6 +62,18 @@ def test_the_settings_pick_the_provider(monkeypatch):
         LakehouseSettings()
 
 
+def test_ollama_concurrency_comes_from_the_settings(monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_EMBEDDER", "ollama")
+    monkeypatch.delenv("LAKEHOUSE_OLLAMA_CONCURRENCY", raising=False)
+    assert build_embedder(LakehouseSettings().embedder).concurrency == 4
+    monkeypatch.setenv("LAKEHOUSE_OLLAMA_CONCURRENCY", "8")
+    assert build_embedder(LakehouseSettings().embedder).concurrency == 8
+    for bad in ("many", "0"):
+        monkeypatch.setenv("LAKEHOUSE_OLLAMA_CONCURRENCY", bad)
+        with pytest.raises(ValidationError, match="lakehouse_ollama_concurrency"):
+            LakehouseSettings()
+
+
 # ---------------------------------------------------------------------------------------- Ollama via a stub
 
 
@@ -71,15 +84,79 @@ def test_ollama_sends_nomic_prefixes_in_batches_and_normalizes():
         vectors = embedder.embed_documents(texts)
         query = embedder.embed_query("forklift")
     embeds = [r for r in stub.requests if r["path"] == "/api/embed"]
-    assert [len(r["input"]) for r in embeds] == [3, 3, 1, 1]
+    documents, query_request = embeds[:-1], embeds[-1]  # the document batches were in flight at once
+    assert sorted(len(r["input"]) for r in documents) == [1, 3, 3]
     assert all(r["model"] == "nomic-embed-text" for r in embeds)
-    assert embeds[0]["input"][0] == NOMIC_DOCUMENT_PREFIX + "worker 0"
-    assert embeds[-1]["input"] == [NOMIC_QUERY_PREFIX + "forklift"]
+    assert NOMIC_DOCUMENT_PREFIX + "worker 0" in [r["input"][0] for r in documents]
+    assert query_request["input"] == [NOMIC_QUERY_PREFIX + "forklift"]
     assert vectors.shape == (7, 8) and embedder.dim == 8
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     raw = np.array(stub.raw_vector(NOMIC_DOCUMENT_PREFIX + "worker 4"))
     assert np.allclose(vectors[4], raw / np.linalg.norm(raw), atol=1e-6)  # same direction as Ollama's
     assert np.isclose(np.linalg.norm(query), 1.0)
+
+
+def test_ollama_keeps_batches_in_flight_and_rows_in_order():
+    with OllamaStub(dim=8).running() as stub:
+        stub.delay = 0.02  # long enough for the batches to overlap at the stub
+        embedder = OllamaEmbedder(host=stub.url, batch_size=5, concurrency=3, document_prefix="")
+        texts = [f"worker {i}" for i in range(52)]
+        vectors = embedder.embed_documents(texts)
+    assert stub.max_in_flight == 3
+    assert sorted(len(r["input"]) for r in stub.requests) == [2] + [5] * 10
+    expected = normalize([stub.raw_vector(t) for t in texts])
+    assert np.allclose(
+        vectors, expected, atol=1e-6
+    )  # row i is text i's vector, whatever order batches finish
+
+
+def test_ollama_retries_a_failed_batch_alone():
+    delays: list[float] = []
+    with OllamaStub(dim=8).running() as stub:
+        stub.fail_batch = {"worker 10": [503, 500]}  # the third batch fails twice, then succeeds
+        embedder = OllamaEmbedder(
+            host=stub.url, batch_size=5, concurrency=4, document_prefix="", sleep=delays.append
+        )
+        texts = [f"worker {i}" for i in range(30)]
+        vectors = embedder.embed_documents(texts)
+    sent = [r["input"][0] for r in stub.requests]
+    assert sent.count("worker 10") == 3
+    assert all(sent.count(f"worker {i}") == 1 for i in (0, 5, 15, 20, 25))
+    assert delays == [0.5, 1.0]
+    assert np.allclose(vectors, normalize([stub.raw_vector(t) for t in texts]), atol=1e-6)
+
+
+def test_ollama_batch_that_keeps_failing_is_one_clear_error_and_the_rest_stop():
+    with OllamaStub(dim=8).running() as stub:
+        stub.delay = 0.01
+        stub.fail_batch = {"worker 0": [500] * 10}
+        embedder = OllamaEmbedder(
+            host=stub.url, batch_size=2, concurrency=2, retries=2, document_prefix="", sleep=lambda _s: None
+        )
+        with pytest.raises(EmbedderError, match=r"refused to embed.*HTTP 500") as raised:
+            embedder.embed_documents([f"worker {i}" for i in range(200)])
+    assert "\n" not in str(raised.value)
+    sent = [r["input"][0] for r in stub.requests]
+    assert sent.count("worker 0") == 3  # its own retries...
+    assert len(sent) < 20  # ...while batches not yet started never are
+
+
+def test_ollama_rate_is_what_the_delay_and_in_flight_limit_allow():
+    """16 batches, each answered after 50 ms, 4 in flight: 4 rounds, 80 batches/s at best."""
+    delay, batches, concurrency = 0.05, 16, 4
+    ideal = concurrency / delay
+    with OllamaStub(dim=8).running() as stub:
+        stub.delay = delay
+        embedder = OllamaEmbedder(host=stub.url, batch_size=4, concurrency=concurrency)
+        texts = [f"worker {i}" for i in range(batches * 4)]
+        embedder.embed_documents(texts)  # connections open once, as in a long run; the stub's answers too
+        rates = []
+        for _ in range(5):  # the best of 5: other jobs on these 2 cores only ever slow a round down
+            started = time.perf_counter()
+            assert embedder.embed_documents(texts).shape == (batches * 4, 8)
+            rates.append(batches / (time.perf_counter() - started))
+    assert max(rates) >= 0.9 * ideal, (rates, ideal)
+    assert stub.max_in_flight == concurrency
 
 
 def test_ollama_retries_transient_errors_with_backoff():

@@ -30,7 +30,12 @@ from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.keys import validate_dataset_name
 from lakehouse_pipelines.search.documents import iter_rows
-from lakehouse_pipelines.search.embedders import LOCAL_MODEL_NAME, Embedder, build_embedder
+from lakehouse_pipelines.search.embedders import (
+    LOCAL_INT8_MODEL_NAME,
+    LOCAL_MODEL_NAME,
+    Embedder,
+    build_embedder,
+)
 from lakehouse_pipelines.search.embeddings_build import current_embeddings, iter_embeddings, manifest_at
 from lakehouse_pipelines.search.vectors import open_vector_store
 from lakehouse_pipelines.search.vectors.protocol import (
@@ -67,6 +72,8 @@ class ScoreBands:
 
 SCORE_BANDS: dict[str, ScoreBands] = {
     LOCAL_MODEL_NAME: ScoreBands(weak_below=0.45, strong_above=0.55),
+    # int8: role queries top at 0.51-0.75, no-match queries at 0.38-0.41 (bench/results/encoder.md)
+    LOCAL_INT8_MODEL_NAME: ScoreBands(weak_below=0.45, strong_above=0.55),
     "nomic-embed-text": ScoreBands(weak_below=0.50, strong_above=0.62),  # estimate, not measured here
 }
 DEFAULT_BANDS = ScoreBands(weak_below=0.45, strong_above=0.55)
