@@ -1,8 +1,8 @@
 """One factory per declared dataset: `dataset_defs(spec)` returns the dataset's whole pipeline as Definitions.
 
 Its ingest step (`<dataset>/parquet` + `<dataset>/manifest`), its audit checks, its search assets (when the
-declaration has an embedding block), the ingest job the drop sensor launches, and a search job to rebuild
-embeddings and vectors by hand. `definitions.py` merges one of these per YAML file with what is shared.
+declaration has an embedding block), the ingest job the drop sensor launches, and jobs to rebuild an
+embedding unit or the collection by hand. `definitions.py` merges one of these per YAML file with what is shared.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ def ingest_job_name(dataset: str) -> str:
     return f"{dataset}{INGEST_JOB_SUFFIX}"
 
 
-def search_job_name(dataset: str) -> str:
-    return f"{dataset}_search"
+def embeddings_job_name(dataset: str) -> str:
+    return f"{dataset}_embeddings"
+
+
+def vectors_job_name(dataset: str) -> str:
+    return f"{dataset}_vectors"
 
 
 def ingest_selection(dataset: str) -> dg.AssetSelection:
@@ -40,16 +44,21 @@ def dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     search = dataset_search_assets(spec)
     tags = {"lakehouse/dataset": spec.name}
     jobs = [dg.define_asset_job(ingest_job_name(spec.name), selection=ingest_selection(spec.name), tags=tags)]
-    if search:
-        jobs.append(
+    if search:  # by hand (a backfill of the units, then the collection); automation does it after each ingest
+        jobs += [
             dg.define_asset_job(
-                search_job_name(spec.name),
-                selection=dg.AssetSelection.assets(embeddings_key(spec.name), vectors_key(spec.name)),
+                embeddings_job_name(spec.name),
+                selection=dg.AssetSelection.assets(embeddings_key(spec.name)),
                 tags=tags,
-                description=f"Rebuild `{spec.name}`'s embeddings and collection by hand (automation does it "
-                "after each ingest).",
-            )
-        )
+                description=f"Embed one unit (partition) of `{spec.name}`.",
+            ),
+            dg.define_asset_job(
+                vectors_job_name(spec.name),
+                selection=dg.AssetSelection.assets(vectors_key(spec.name)),
+                tags=tags,
+                description=f"Sync `{spec.name}`'s collection from every embedding unit.",
+            ),
+        ]
     with warnings.catch_warnings():  # code references are a beta API, used on purpose: no warning per load
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = dg.with_source_code_references([dataset_ingest(spec), *search])

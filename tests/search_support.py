@@ -146,3 +146,34 @@ def clustered_vectors(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndar
     centres = rng.normal(size=(clusters, dim))
     labels = rng.integers(0, clusters, size=n)
     return normalize(centres[labels] + rng.normal(scale=0.35, size=(n, dim)))
+
+
+def asset_metadata(result, dataset: str, name: str) -> dict:
+    """The metadata values of `<dataset>/<name>`'s materialization in a Dagster result."""
+    import dagster as dg
+
+    key = dg.AssetKey([dataset, name])
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key == key)
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+
+def materialize_search(spec, resources: dict) -> dict[str, dict]:
+    """Each embedding unit (partition) in its own run, then vectors: what automation runs after an ingest.
+
+    Returns the embeddings' counts summed over the units (and their model), and the vectors' metadata.
+    """
+    import dagster as dg
+
+    from assets.search_assets import dataset_search_assets
+
+    embeddings, vectors = dataset_search_assets(spec)
+    units = [
+        asset_metadata(
+            dg.materialize([embeddings], resources=resources, partition_key=key), spec.name, "embeddings"
+        )
+        for key in embeddings.partitions_def.get_partition_keys()
+    ]
+    totals = {k: sum(u[k] for u in units) for k in ("rows", "rows_embedded", "rows_reused")}
+    totals["model"] = units[0]["model"]
+    synced = dg.materialize([vectors], resources=resources)
+    return {"embeddings": totals, "vectors": asset_metadata(synced, spec.name, "vectors")}

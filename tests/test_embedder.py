@@ -27,7 +27,7 @@ from lakehouse_pipelines.search.embedders import (
 from lakehouse_pipelines.search.embedding_cache import EmbeddingCache, text_sha256
 from lakehouse_pipelines.search.embeddings_build import build_embeddings, current_embeddings, iter_embeddings
 from lakehouse_pipelines.settings import LakehouseSettings
-from tests.search_support import HashEmbedder, OllamaStub, local_embedder
+from tests.search_support import HashEmbedder, OllamaStub, local_embedder, materialize_search
 
 WORKERS = load_specs()["workers"]
 
@@ -270,9 +270,6 @@ def test_embeddings_pipeline_on_s3(s3_lake, tmp_path):
 
 def test_dagster_assets_embed_and_index_through_ollama(lake_home, lake, tmp_path):
     """The embeddings and vectors assets under Dagster, with the Ollama provider against the stub."""
-    import dagster as dg
-
-    from assets.search_assets import dataset_search_assets
     from resources.lake_resource import LakeResource
     from resources.search_resources import EmbedderResource, VectorStoreResource
 
@@ -283,21 +280,11 @@ def test_dagster_assets_embed_and_index_through_ollama(lake_home, lake, tmp_path
             "embedder": EmbedderResource(kind="ollama", ollama_host=stub.url),
             "vector_store": VectorStoreResource(max_indexing_threads=2),
         }
-        first = dg.materialize(dataset_search_assets(WORKERS), resources=resources)
-        again = dg.materialize(dataset_search_assets(WORKERS), resources=resources)
-    assert first.success and again.success
-
-    def metadata(result, name):
-        events = result.get_asset_materialization_events()
-        event = next(e for e in events if e.asset_key == dg.AssetKey(["workers", name]))
-        return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
-
-    assert metadata(first, "embeddings")["rows_embedded"] == 25
-    assert metadata(first, "embeddings")["model"] == "nomic-embed-text"
-    assert (metadata(again, "embeddings")["rows_embedded"], metadata(again, "embeddings")["rows_reused"]) == (
-        0,
-        25,
-    )
-    assert (metadata(first, "vectors")["upserted"], metadata(first, "vectors")["points"]) == (25, 25)
-    assert (metadata(again, "vectors")["upserted"], metadata(again, "vectors")["unchanged"]) == (0, 25)
+        first = materialize_search(WORKERS, resources)
+        again = materialize_search(WORKERS, resources)
+    assert first["embeddings"]["rows_embedded"] == 25
+    assert first["embeddings"]["model"] == "nomic-embed-text"
+    assert (again["embeddings"]["rows_embedded"], again["embeddings"]["rows_reused"]) == (0, 25)
+    assert (first["vectors"]["upserted"], first["vectors"]["points"]) == (25, 25)
+    assert (again["vectors"]["upserted"], again["vectors"]["unchanged"]) == (0, 25)
     assert all(r["input"][0].startswith(NOMIC_DOCUMENT_PREFIX) for r in stub.requests)

@@ -18,8 +18,8 @@ from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.search.embeddings_build import build_embeddings
-from lakehouse_pipelines.search.service import index_dataset
+from lakehouse_pipelines.search.embeddings_build import embed_dataset
+from lakehouse_pipelines.search.indexing import index_dataset
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings
 from lakehouse_pipelines.settings import LakeSettings
@@ -36,7 +36,7 @@ def mcp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("mcp-home")
     lake = Lake.open(LakeSettings.under(home))
     ingest(lake, str(write_workers_csv(home / "workers.csv", ROWS)), WORKERS)
-    build_embeddings(lake, WORKERS, local_embedder())
+    embed_dataset(lake, WORKERS, local_embedder())
     store = EdgeVectorStore(home / "vectors", HnswSettings(max_indexing_threads=2))
     try:
         index_dataset(lake, WORKERS, store)

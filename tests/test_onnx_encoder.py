@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings
 
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.ingest.publish import ingest
@@ -29,8 +28,11 @@ from lakehouse_pipelines.search.embedders import (
     LocalEmbedder,
     build_embedder,
 )
-from lakehouse_pipelines.search.embeddings_build import build_embeddings
-from lakehouse_pipelines.search.service import IndexMismatch, SearchService, index_dataset
+from lakehouse_pipelines.search.embeddings_build import embed_dataset
+from lakehouse_pipelines.search.indexing import index_dataset
+from lakehouse_pipelines.search.service import IndexMismatch, SearchService
+from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings
 from lakehouse_pipelines.settings import EmbedderSettings
 from tests.search_support import local_embedder
 
@@ -92,10 +94,11 @@ def test_int8_is_close_named_apart_and_selected_by_configuration():
 def test_int8_vectors_never_reuse_or_serve_fp32_ones(lake, tmp_path):
     """The model-mismatch rule: another model name re-embeds every row and a collection answers only its own."""
     ingest(lake, str(write_workers_csv(tmp_path / "w.csv", 20)), WORKERS)
-    fp32 = build_embeddings(lake, WORKERS, local_embedder())
-    int8 = build_embeddings(lake, WORKERS, int8_embedder())
-    assert (fp32.rows_embedded, int8.rows_embedded, int8.rows_reused) == (20, 20, 0)
-    assert (fp32.pointer.model, int8.pointer.model) == ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8")
+    fp32 = embed_dataset(lake, WORKERS, local_embedder())
+    int8 = embed_dataset(lake, WORKERS, int8_embedder())
+    embedded = [sum(r.rows_embedded for r in runs) for runs in (fp32, int8)]
+    assert (*embedded, sum(r.rows_reused for r in int8)) == (20, 20, 0)
+    assert (fp32[0].pointer.model, int8[0].pointer.model) == ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8")
     store = EdgeVectorStore(tmp_path / "vectors", HnswSettings(max_indexing_threads=2))
     try:
         index_dataset(lake, WORKERS, store)  # the current embeddings: int8's

@@ -17,8 +17,9 @@ from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
-from lakehouse_pipelines.search.embeddings_build import build_embeddings
-from lakehouse_pipelines.search.service import BadSearch, SearchService, index_dataset, parse_filter
+from lakehouse_pipelines.search.embeddings_build import embed_dataset
+from lakehouse_pipelines.search.indexing import index_dataset
+from lakehouse_pipelines.search.service import BadSearch, SearchService, parse_filter
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings
 from lakehouse_pipelines.settings import LakeSettings
@@ -36,7 +37,7 @@ def service(tmp_path_factory) -> SearchService:
     lake = Lake.open(LakeSettings.under(home))
     ingest(lake, str(write_workers_csv(home / "workers.csv", ROWS)), WORKERS)
     embedder = local_embedder()
-    build_embeddings(lake, WORKERS, embedder)
+    embed_dataset(lake, WORKERS, embedder)
     store = EdgeVectorStore(home / "vectors", HnswSettings(max_indexing_threads=2, indexing_threshold_kb=100))
     index_dataset(lake, WORKERS, store)
     yield SearchService(store, embedder)

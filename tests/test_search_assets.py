@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from assets.ingest_assets import dataset_ingest, ingest_run_config
-from assets.search_assets import dataset_search_assets
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.sidecar.app import create_app
 from tests.conftest import free_port, wait_for_port
+from tests.search_support import materialize_search
 
 WORKERS = load_specs()["workers"]
 LAKEHOUSE = [sys.executable, "-c", "from lakehouse_pipelines.cli import app; app()"]
@@ -38,7 +38,10 @@ from assets.definitions import build_definitions
 from assets.ingest_assets import ingest_run_config
 defs = build_definitions()
 ingest = defs.resolve_job_def("workers_ingest").execute_in_process(run_config=ingest_run_config("workers", sys.argv[1:]))
-sys.exit(0 if ingest.success and defs.resolve_job_def("workers_search").execute_in_process().success else 1)
+embeddings = defs.resolve_job_def("workers_embeddings")
+units = [embeddings.execute_in_process(partition_key=key).success for key in embeddings.partitions_def.get_partition_keys()]
+vectors = defs.resolve_job_def("workers_vectors").execute_in_process()
+sys.exit(0 if ingest.success and all(units) and vectors.success else 1)
 """
 SEARCH_VARIABLES = (
     "LAKEHOUSE_EMBEDDER",
@@ -73,10 +76,9 @@ def test_search_assets_follow_the_ingest_in_runs_of_their_own(search_env):
     }
     assert graph.get(embeddings).automation_condition is not None
     assert graph.get(vectors).automation_condition is not None
-    assert set(defs.resolve_job_def("workers_search").asset_layer.selected_asset_keys) == {
-        embeddings,
-        vectors,
-    }
+    assert graph.get(embeddings).partitions_def.get_partition_keys() == ["00", "01", "02", "03"]
+    assert defs.resolve_job_def("workers_embeddings").partitions_def is not None
+    assert set(defs.resolve_job_def("workers_vectors").asset_layer.selected_asset_keys) == {vectors}
     sensor = defs.resolve_sensor_def("search_automation_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     with dg.build_resources(defs.resources) as resources:
@@ -149,35 +151,28 @@ def search(client: httpx.Client, query: str, **body) -> dict:
     return response.json()
 
 
-def metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
-    event = next(
-        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["workers", name])
-    )
-    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
-
-
-def materialize_drop(drop: Path) -> dg.ExecuteInProcessResult:
-    """parquet -> manifest -> embeddings -> vectors of one drop, with the code location's resources."""
+def materialize_drop(drop: Path) -> dict[str, dict]:
+    """parquet -> manifest, then each embedding unit, then vectors, as the runs automation starts."""
     from assets.definitions import build_definitions
 
-    return dg.materialize(
-        [dataset_ingest(WORKERS), *dataset_search_assets(WORKERS)],
-        resources=build_definitions().resources,
-        run_config=ingest_run_config("workers", [str(drop)]),
+    resources = build_definitions().resources
+    dg.materialize(
+        [dataset_ingest(WORKERS)], resources=resources, run_config=ingest_run_config("workers", [str(drop)])
     )
+    return materialize_search(WORKERS, resources)
 
 
 def test_a_materialized_drop_is_found_by_post_search_and_a_rerun_embeds_nothing(search_env, tmp_path):
     drop = write_workers_csv(tmp_path / "w1.csv", 100)
     first = materialize_drop(drop)
-    assert metadata(first, "embeddings")["rows_embedded"] == 100
-    assert (metadata(first, "vectors")["upserted"], metadata(first, "vectors")["points"]) == (100, 100)
+    assert first["embeddings"]["rows_embedded"] == 100
+    assert (first["vectors"]["upserted"], first["vectors"]["points"]) == (100, 100)
     again = materialize_drop(drop)
-    assert (metadata(again, "embeddings")["rows_embedded"], metadata(again, "embeddings")["rows_reused"]) == (
+    assert (again["embeddings"]["rows_embedded"], again["embeddings"]["rows_reused"]) == (
         0,
         100,
     )
-    assert (metadata(again, "vectors")["upserted"], metadata(again, "vectors")["version"]) == (0, 1)
+    assert (again["vectors"]["upserted"], again["vectors"]["version"]) == (0, 1)
 
     async def scenario() -> list[httpx.Response]:
         app = create_app()  # everything from the environment, as `lakehouse serve` builds it

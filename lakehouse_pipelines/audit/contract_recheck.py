@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import ContractViolation
-from lakehouse_pipelines.ingest.publish import contracts
+from lakehouse_pipelines.ingest import contracts
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake import duckdb_connection as engine
 from lakehouse_pipelines.lake.catalog import Manifest

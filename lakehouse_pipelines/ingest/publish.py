@@ -112,9 +112,7 @@ def publish_drop(
             rows = _csv_step(source, lambda: _write_parquet(con, relation, cast_sql(schema), staged))
             if spec.contract:
                 say("checking contract")
-                from lakehouse_pipelines.ingest.publish import (
-                    contracts,  # pandera + pandas: 0.7 s, only when used
-                )
+                from lakehouse_pipelines.ingest import contracts  # pandera + pandas: 0.7 s, only when used
 
                 contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
             obj = DataObject(

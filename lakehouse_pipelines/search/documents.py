@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse_pipelines.datasets import EmbeddingSpec
+from lakehouse_pipelines.datasets import EmbeddingSpec, EmbeddingUnit
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake import duckdb_connection as engine
@@ -23,6 +23,7 @@ from lakehouse_pipelines.lake.catalog import Manifest
 from lakehouse_pipelines.lake.storage import LocalStorage
 
 BATCH_ROWS = 4096
+WHOLE = EmbeddingUnit(0, 1)
 DUCKDB_MEMORY_LIMIT = "512MB"
 
 
@@ -65,9 +66,13 @@ def check_spec(spec: EmbeddingSpec, manifest: Manifest) -> None:
 
 
 def iter_rows(
-    lake: Lake, manifest: Manifest, spec: EmbeddingSpec, batch_rows: int = BATCH_ROWS
+    lake: Lake,
+    manifest: Manifest,
+    spec: EmbeddingSpec,
+    batch_rows: int = BATCH_ROWS,
+    unit: EmbeddingUnit = WHOLE,
 ) -> Iterator[RowBatch]:
-    """Every current row of the dataset (newest object wins per id), in id order, `batch_rows` at a time."""
+    """Every current row of the dataset's `unit` (newest object wins per id), in id order, in batches."""
     check_spec(spec, manifest)
     text_columns = template_columns(spec.template)
     columns = list(dict.fromkeys([spec.id_column, *text_columns, *spec.payload]))
@@ -77,7 +82,7 @@ def iter_rows(
             for position in range(len(paths))
         )
         query = (
-            f"SELECT {_select_list(columns)} FROM ({selects}) "
+            f"SELECT {_select_list(columns)} FROM ({selects}) WHERE {unit.where(_quote(spec.id_column))} "
             f"QUALIFY row_number() OVER (PARTITION BY {_quote(spec.id_column)} ORDER BY _object DESC) = 1 "
             f"ORDER BY {_quote(spec.id_column)}"
         )

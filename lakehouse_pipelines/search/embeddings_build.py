@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse_pipelines.datasets import DatasetSpec
+from lakehouse_pipelines.datasets import DatasetSpec, EmbeddingUnit
 from lakehouse_pipelines.errors import LakehouseError, NotFound
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.catalog import Catalog, Manifest
 from lakehouse_pipelines.lake.keys import validate_dataset_name
 from lakehouse_pipelines.lake.storage import LocalStorage
-from lakehouse_pipelines.search.documents import BATCH_ROWS, RowBatch, iter_rows
+from lakehouse_pipelines.search.documents import BATCH_ROWS, WHOLE, RowBatch, iter_rows
 from lakehouse_pipelines.search.embedders import Embedder
 from lakehouse_pipelines.search.embedding_cache import (
     EmbeddingCache,
@@ -43,9 +43,11 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class EmbeddingsPointer:
-    """The dataset's current embeddings: where they are and what made them."""
+    """One unit's current embeddings: where they are and what made them (`key` is empty for an empty unit)."""
 
     dataset: str
+    unit: str  # the unit's partition key
+    units: int  # how many units the dataset's rows were split into
     key: str
     model: str
     prefix: str
@@ -82,21 +84,23 @@ class EmbeddingsResult:
             "rate_rows_per_s": round(self.rate, 1),
             "seconds": round(self.seconds, 3),
             "key": self.pointer.key,
+            "unit": f"{self.pointer.unit} of {self.pointer.units}",
             "manifest_version": self.pointer.manifest_version,
         }
 
 
-def pointer_key(dataset: str) -> str:
-    return f"embeddings/{validate_dataset_name(dataset)}/current.json"
+def pointer_key(dataset: str, unit: EmbeddingUnit = WHOLE) -> str:
+    return f"embeddings/{validate_dataset_name(dataset)}/units-{unit.count}/{unit.key}.json"
 
 
-def current_embeddings(lake: Lake, dataset: str) -> EmbeddingsPointer:
-    """The dataset's published embeddings; NotFound if none were built yet."""
+def current_embeddings(lake: Lake, dataset: str, unit: EmbeddingUnit = WHOLE) -> EmbeddingsPointer:
+    """A unit's published embeddings; NotFound if that unit was not built yet."""
     try:
-        data, _ = lake.storage.get(pointer_key(dataset))
+        data, _ = lake.storage.get(pointer_key(dataset, unit))
     except NotFound:
         raise NotFound(
-            f"dataset {dataset!r} has no embeddings yet: materialize {dataset}/embeddings"
+            f"dataset {dataset!r} has no embeddings for unit {unit.key} of {unit.count} yet: "
+            f"materialize {dataset}/embeddings (partition {unit.key})"
         ) from None
     return EmbeddingsPointer(**json.loads(data))
 
@@ -111,10 +115,14 @@ def build_embeddings(
     spec: DatasetSpec,
     embedder: Embedder,
     *,
+    unit: EmbeddingUnit = WHOLE,
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> EmbeddingsResult:
-    """Embed every current row of `spec`'s dataset (reusing cached vectors) and publish the result."""
+    """Embed every current row of one unit of `spec`'s dataset (reusing cached vectors) and publish it.
+
+    Progress (rows done, embedding rate, ETA) goes to `progress` once a batch, so a long unit is never silent.
+    """
     if spec.embedding is None:
         raise LakehouseError(f"dataset {spec.name!r} declares no embedding template")
     say = progress or (lambda _message: None)
@@ -128,7 +136,8 @@ def build_embeddings(
     dim = 0
     pending = _Pending(cache)
     try:
-        for batch in iter_rows(lake, manifest, spec.embedding, batch_rows):
+        expected = max(1, manifest.row_count // unit.count)  # rows are spread evenly by the hash
+        for batch in iter_rows(lake, manifest, spec.embedding, batch_rows, unit):
             hashes = [text_sha256(t) for t in batch.texts]
             vectors, new = _vectors_for(batch, hashes, cache, pending, embedder)
             embedded += new
@@ -140,21 +149,27 @@ def build_embeddings(
                 identity.update(f"{row_id}\x1f{h}\x1e".encode())
             rows += len(hashes)
             pending.flush_if_large()
-            say(f"{spec.name}: {rows:,}/{manifest.row_count:,} rows, {embedded:,} embedded")
+            say(_progress_line(spec.name, unit, rows, expected, embedded, time.perf_counter() - started))
         pending.flush()
         cache.compact()
-        if writer is None:
+        if writer is None and unit.count == 1:
             raise LakehouseError(f"dataset {spec.name!r} has no rows to embed")
-        writer.close()
-        writer = None
-        key = f"embeddings/{spec.name}/{model_slug(embedder.model)}/{identity.hexdigest()[:32]}.parquet"
-        lake.storage.publish(staged, key)
+        key = ""  # a unit the hash gave no rows: nothing to publish
+        if writer is not None:
+            writer.close()
+            writer = None
+            key = f"embeddings/{spec.name}/{model_slug(embedder.model)}/{identity.hexdigest()[:32]}.parquet"
+            lake.storage.publish(staged, key)
+        else:
+            dim = embedder.dim
     finally:
         if writer is not None:
             writer.close()
         staged.unlink(missing_ok=True)
     pointer = EmbeddingsPointer(
         dataset=spec.name,
+        unit=unit.key,
+        units=unit.count,
         key=key,
         model=embedder.model,
         prefix=embedder.document_prefix,
@@ -167,10 +182,23 @@ def build_embeddings(
     return EmbeddingsResult(pointer, embedded, rows - embedded, time.perf_counter() - started)
 
 
+def embed_dataset(
+    lake: Lake, spec: DatasetSpec, embedder: Embedder, *, progress: Progress | None = None
+) -> list[EmbeddingsResult]:
+    """Every embedding unit of the dataset in turn, in this process (what the Dagster partitions spread)."""
+    if spec.embedding is None:
+        raise LakehouseError(f"dataset {spec.name!r} declares no embedding template")
+    return [
+        build_embeddings(lake, spec, embedder, unit=u, progress=progress) for u in spec.embedding.all_units()
+    ]
+
+
 def iter_embeddings(
     lake: Lake, pointer: EmbeddingsPointer, batch_rows: int = BATCH_ROWS
 ) -> Iterator[tuple[list, list[str], np.ndarray]]:
     """(ids, text hashes, vectors) of published embeddings, in id order, `batch_rows` at a time."""
+    if not pointer.key:
+        return
     path = lake.scratch / f"embeddings-read-{uuid.uuid4().hex}.parquet"
     local = isinstance(lake.storage, LocalStorage)
     try:
@@ -187,6 +215,20 @@ def iter_embeddings(
             )
     finally:
         path.unlink(missing_ok=True)
+
+
+def _progress_line(
+    dataset: str, unit: EmbeddingUnit, rows: int, expected: int, embedded: int, seconds: float
+) -> str:
+    """`workers unit 03/08: 12,288/62,500 rows (19.7%), 12,288 embedded, 151 rows/s, ETA 5m18s`."""
+    rate = rows / seconds if seconds > 0 else 0.0
+    left = max(0, expected - rows)
+    eta = f"{int(left / rate // 60)}m{int(left / rate % 60):02d}s" if rate > 0 and left else "0m00s"
+    share = min(100.0, 100 * rows / expected)
+    return (
+        f"{dataset} unit {unit.key}/{unit.count:02d}: {rows:,}/~{expected:,} rows ({share:.1f}%), "
+        f"{embedded:,} embedded, {rate:,.0f} rows/s, ETA {eta}"
+    )
 
 
 class _Pending:
@@ -238,7 +280,7 @@ def _table(ids: list, hashes: list[str], vectors: np.ndarray) -> pa.Table:
 
 def _move_pointer(lake: Lake, pointer: EmbeddingsPointer) -> None:
     """Point the dataset at `pointer` unless it already points at the same embeddings (no needless write)."""
-    key = pointer_key(pointer.dataset)
+    key = pointer_key(pointer.dataset, EmbeddingUnit(int(pointer.unit), pointer.units))
     try:
         data, _ = lake.storage.get(key)
         current = json.loads(data)

@@ -94,11 +94,15 @@ def model_dir() -> Path:
 
 
 def cache_root(configured: str | Path | None = None) -> Path:
-    """`configured` (LAKEHOUSE_MODEL_CACHE), else `$XDG_CACHE_HOME/lakehouse/models` (`~/.cache/...`).
+    """`configured`, else LAKEHOUSE_MODEL_CACHE (the settings), else `$XDG_CACHE_HOME/lakehouse/models`.
 
     Not under LAKEHOUSE_HOME: the export depends on the weights alone, and tests and lakes often live in
     throwaway homes; XDG_CACHE_HOME is the platform's own convention, read where it applies.
     """
+    if configured is None:
+        from lakehouse_pipelines.settings import LakehouseSettings
+
+        configured = LakehouseSettings().lakehouse_model_cache
     if configured:
         return Path(configured).expanduser().absolute()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -413,12 +417,9 @@ def main() -> None:
     log.addHandler(handler)  # ours only: the quantizer logs a line per tensor at INFO on the root logger
     log.setLevel(logging.INFO)
     log.propagate = False  # its logging.warning() gives the root logger a handler of its own
-    from lakehouse_pipelines.settings import LakehouseSettings
-
-    cache = cache_root(LakehouseSettings().lakehouse_model_cache)
     for name in MODEL_FILES:
         started = time.perf_counter()
-        files = ensure_model(name, cache)
+        files = ensure_model(name)
         print(f"{name}: {files.onnx} ({time.perf_counter() - started:.1f}s)")
 
 

@@ -1,8 +1,5 @@
 """Semantic search: query -> embedding (LRU-cached) -> top-k from the dataset's collection, with filters.
 
-Also the vectors step of a dataset's chain (`index_dataset`): published embeddings + the rows' payloads ->
-the collection, incrementally.
-
 **Confidence.** Cosine scores are not probabilities, and a nearest neighbour always exists: "dental
 hygienist" over a manufacturing workforce still returns five workers. What tells a real match from none is
 the absolute score of the best hit under the model that made it. Each model gets two bands, measured on the
@@ -19,32 +16,25 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound
-from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.keys import validate_dataset_name
-from lakehouse_pipelines.search.documents import iter_rows
 from lakehouse_pipelines.search.embedders import (
     LOCAL_INT8_MODEL_NAME,
     LOCAL_MODEL_NAME,
     Embedder,
     build_embedder,
 )
-from lakehouse_pipelines.search.embeddings_build import current_embeddings, iter_embeddings, manifest_at
 from lakehouse_pipelines.search.vectors import open_vector_store
 from lakehouse_pipelines.search.vectors.protocol import (
-    PAYLOAD_TYPES,
     Condition,
     Hit,
     PayloadType,
-    SyncResult,
-    VectorBatch,
     VectorStore,
 )
 from lakehouse_pipelines.settings import LakehouseSettings
@@ -287,52 +277,6 @@ class SearchService:
             embed_ms=(embedded - started) * 1000,
             search_ms=(done - embedded) * 1000,
         )
-
-
-def payload_types(lake: Lake, spec: DatasetSpec, version: int | None = None) -> dict[str, PayloadType]:
-    """Index type of each payload column, from the manifest's logical types."""
-    if spec.embedding is None:
-        return {}
-    manifest = lake.catalog.get(spec.name) if version is None else manifest_at(lake, spec.name, version)
-    types = {c.name: c.type for c in manifest.columns}
-    return {column: PAYLOAD_TYPES[types[column]] for column in spec.embedding.payload if column in types}
-
-
-def index_dataset(lake: Lake, spec: DatasetSpec, store: VectorStore) -> SyncResult:
-    """The vectors step: the dataset's published embeddings and payloads -> its collection, incrementally.
-
-    Rows and embeddings are read from the same manifest version, both in id order, and zipped in lockstep,
-    so memory stays at one batch whatever the dataset's size.
-    """
-    if spec.embedding is None:
-        raise LakehouseError(f"dataset {spec.name!r} declares no embedding template")
-    pointer = current_embeddings(lake, spec.name)
-    manifest = manifest_at(lake, spec.name, pointer.manifest_version)
-    return store.sync(
-        spec.name,
-        model=pointer.model,
-        dim=pointer.dim,
-        payload_types=payload_types(lake, spec, pointer.manifest_version),
-        batches=_vector_batches(lake, spec, manifest, pointer),
-    )
-
-
-def _vector_batches(lake, spec, manifest, pointer) -> Iterator[VectorBatch]:
-    rows = iter_rows(lake, manifest, spec.embedding)
-    vectors = iter_embeddings(lake, pointer)
-    pending_rows: list = []
-    for ids, hashes, matrix in vectors:
-        while len(pending_rows) < len(ids):
-            batch = next(rows, None)
-            if batch is None:
-                break
-            pending_rows.extend(zip(batch.ids, batch.payloads, strict=True))
-        taken, pending_rows = pending_rows[: len(ids)], pending_rows[len(ids) :]
-        if [row_id for row_id, _ in taken] != ids:
-            raise LakehouseError(
-                f"dataset {spec.name!r}: embeddings and rows disagree; re-materialize embeddings"
-            )
-        yield VectorBatch(ids=ids, vectors=matrix, payloads=[p for _, p in taken], text_hashes=hashes)
 
 
 def search_service(settings: LakehouseSettings) -> SearchService:
