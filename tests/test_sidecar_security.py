@@ -166,3 +166,14 @@ def test_guard_passes_reads(statement):
 def test_guard_refuses_non_reads(statement):
     with pytest.raises(QueryRefused):
         check_read_only(statement)
+
+
+def test_non_ascii_sql_is_classified_by_characters_not_bytes(secured):
+    """DuckDB's tokenizer reports UTF-8 byte offsets; a multi-byte character before a keyword once made the
+    check index past the text (a 500 found by schemathesis)."""
+    client, _ = secured
+    assert client.post("/sql", json={"sql": "\u0080\b"}).status_code == 400
+    ok = client.post("/sql", json={"sql": "SELECT 'é' AS e, count(*) AS n FROM workers"})
+    assert ok.status_code == 200 and ok.json()["rows"] == [["é", 2_000]]
+    refused = client.post("/sql", json={"sql": "SELECT 'ü'; DROP VIEW workers"})
+    assert refused.status_code == 400 and "exactly one" in refused.json()["error"]

@@ -152,15 +152,29 @@ class Token(NamedTuple):
 
 
 def _tokens(text: str) -> list[Token]:
-    """Each token by DuckDB's tokenizer (which opens nothing), minus comments."""
+    """Each token by DuckDB's tokenizer (which opens nothing), minus comments, at character offsets.
+
+    The tokenizer counts UTF-8 bytes; `text` is indexed by characters, so each offset is translated.
+    """
+    chars = _char_offsets(text)
     out = []
-    for offset, kind in duckdb.tokenize(text):
+    for byte_offset, kind in duckdb.tokenize(text):
         if kind == duckdb.token_type.comment:
             continue
+        offset = chars[byte_offset]
         word = _WORD.match(text, offset)
         token = word.group(0).upper() if word else text[offset]
         out.append(Token(offset, token, kind == duckdb.token_type.keyword))
     return out
+
+
+def _char_offsets(text: str) -> list[int]:
+    """For each UTF-8 byte offset of `text` (and its end), the offset of the character it falls in."""
+    offsets = []
+    for position, character in enumerate(text):
+        offsets += [position] * len(character.encode("utf-8"))
+    offsets.append(len(text))
+    return offsets
 
 
 def first_line(exc: BaseException) -> str:

@@ -90,20 +90,27 @@ class EdgeVectorStore:
             try:
                 _ensure_payload_indexes(shard, payload_types)
                 bools = [c for c, kind in payload_types.items() if kind == "bool"]
-                counts = _apply(shard, dataset, model, batches, bools)
+                reading = _TimedBatches(batches)
+                mark = time.perf_counter()
+                counts = _apply(shard, dataset, model, reading, bools)
+                phases = {"read": reading.seconds, "upsert": time.perf_counter() - mark - reading.seconds}
                 current = read_current(base)
                 stale = current is None or (current.get("model"), current.get("payload_types")) != (
                     model,
                     payload_types,
                 )
                 if counts.upserted or counts.deleted or stale:
+                    mark = time.perf_counter()
                     shard.optimize()
+                    phases["index"] = time.perf_counter() - mark
                     shard.flush()
                     info = shard.info()
                     points = info.points_count
+                    mark = time.perf_counter()
                     version = self._publish(
                         base, dataset, model, dim, points, payload_types, info.indexed_vectors_count
                     )
+                    phases["publish"] = time.perf_counter() - mark
                 else:
                     points, version = current["points"], current["version"]
             finally:
@@ -112,7 +119,7 @@ class EdgeVectorStore:
             self._prune(base)
         finally:
             lock.release()
-        return SyncResult.of(dataset, counts, points, version, started)
+        return SyncResult.of(dataset, counts, points, version, started, phases)
 
     def _open_work(self, base: Path, dataset: str, model: str, dim: int):
         from qdrant_edge import EdgeShard
@@ -126,10 +133,21 @@ class EdgeVectorStore:
         return EdgeShard.create(str(work), self._edge_config(dim))
 
     def _edge_config(self, dim: int):
-        from qdrant_edge import Distance, EdgeConfig, EdgeOptimizersConfig, EdgeVectorParams, HnswIndexConfig
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeOptimizersConfig,
+            EdgeVectorParams,
+            HnswIndexConfig,
+            ScalarQuantizationConfig,
+            ScalarType,
+        )
 
         h = self.hnsw
         return EdgeConfig(
+            quantization_config=ScalarQuantizationConfig(type=ScalarType.Int8, quantile=0.99, always_ram=True)
+            if h.quantization
+            else None,
             vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
             hnsw_config=HnswIndexConfig(
                 m=h.m,
@@ -222,13 +240,16 @@ class EdgeVectorStore:
         conditions: tuple[Condition, ...] = (),
         ef: int | None = None,
     ) -> list[Hit]:
-        from qdrant_edge import Query, QueryRequest, SearchParams
+        from qdrant_edge import QuantizationSearchParams, Query, QueryRequest, SearchParams
 
         request = QueryRequest(
             limit=k,
             query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=_edge_filter(conditions),
-            params=SearchParams(hnsw_ef=ef) if ef else None,
+            params=SearchParams(
+                hnsw_ef=ef,
+                quantization=QuantizationSearchParams(rescore=True, oversampling=self.hnsw.oversampling),
+            ),
             with_payload=True,
         )
         with self._reader(dataset).shard() as (shard, dim):
@@ -248,6 +269,24 @@ class EdgeVectorStore:
             for reader in self._readers.values():
                 reader.close()
             self._readers.clear()
+
+
+class _TimedBatches:
+    """The batches, counting the time spent producing them (reading rows and vectors) apart from writing."""
+
+    def __init__(self, batches: Iterable[VectorBatch]):
+        self._batches = iter(batches)
+        self.seconds = 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> VectorBatch:
+        started = time.perf_counter()
+        try:
+            return next(self._batches)
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 def _apply(shard, dataset: str, model: str, batches: Iterable[VectorBatch], bools: list[str]) -> DiffCounts:

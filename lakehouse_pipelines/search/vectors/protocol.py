@@ -47,7 +47,13 @@ class VectorStoreBusy(LakehouseError):
 
 @dataclass(frozen=True)
 class HnswSettings:
-    """The index parameters, always explicit: Edge's `auto` indexing threads used one core."""
+    """The index parameters, always explicit: Edge's `auto` indexing threads used one core.
+
+    `int8` keeps a scalar-quantized copy of the vectors in RAM: the HNSW graph is built and searched on it
+    (4-9x faster builds here, half the query time) and the best `oversampling` x k candidates are rescored
+    with the original float vectors, so recall stays close (50K clustered vectors, ef 128: recall@10 0.987
+    against 0.993 unquantized; bench/results/pipeline.md). `quantization=None` turns it off.
+    """
 
     m: int = 16
     ef_construct: int = 100
@@ -55,6 +61,8 @@ class HnswSettings:
     max_indexing_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Segments under this size stay brute force; 2,000 KB is ~1,300 384-d vectors.
     indexing_threshold_kb: int = 2_000
+    quantization: Literal["int8"] | None = "int8"
+    oversampling: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -115,9 +123,18 @@ class SyncResult:
     points: int
     version: int
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # where the time went, seconds per phase
 
     @classmethod
-    def of(cls, dataset: str, counts: DiffCounts, points: int, version: int, started: float) -> SyncResult:
+    def of(
+        cls,
+        dataset: str,
+        counts: DiffCounts,
+        points: int,
+        version: int,
+        started: float,
+        phases: dict[str, float] | None = None,
+    ) -> SyncResult:
         return cls(
             dataset,
             counts.upserted,
@@ -126,6 +143,7 @@ class SyncResult:
             points,
             version,
             time.perf_counter() - started,
+            phases or {},
         )
 
     def metadata(self) -> dict:
@@ -136,6 +154,7 @@ class SyncResult:
             "points": self.points,
             "version": self.version,
             "seconds": round(self.seconds, 3),
+            **{f"{phase}_seconds": round(value, 3) for phase, value in self.phases.items()},
         }
 
 

@@ -65,6 +65,13 @@ class ServerVectorStore:
             self.client.create_collection(
                 name,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                quantization_config=models.ScalarQuantization(
+                    scalar=models.ScalarQuantizationConfig(
+                        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                    )
+                )
+                if h.quantization
+                else None,
                 hnsw_config=models.HnswConfigDiff(
                     m=h.m,
                     ef_construct=h.ef_construct,
@@ -143,7 +150,12 @@ class ServerVectorStore:
             query=np.asarray(vector, dtype=np.float32).tolist(),
             limit=k,
             query_filter=_server_filter(conditions),
-            search_params=models.SearchParams(hnsw_ef=ef) if ef else None,
+            search_params=models.SearchParams(
+                hnsw_ef=ef,
+                quantization=models.QuantizationSearchParams(
+                    rescore=True, oversampling=self.hnsw.oversampling
+                ),
+            ),
             with_payload=True,
         )
         return [hit_from_payload(p.score, p.payload) for p in response.points]
