@@ -78,11 +78,12 @@ def iter_rows(
     columns = list(dict.fromkeys([spec.id_column, *text_columns, *spec.payload]))
     with _local_objects(lake, manifest) as paths, _connection(lake.scratch) as con:
         selects = " UNION ALL ".join(
-            f"SELECT {_select_list(columns)}, {position} AS _object FROM read_parquet(${position + 1})"
+            f"SELECT {_select_list(columns)}, {position} AS _object FROM read_parquet(${position + 1}) "
+            f"WHERE {unit.where(_quote(spec.id_column))}"  # each unit scans and dedups only its own rows
             for position in range(len(paths))
         )
         query = (
-            f"SELECT {_select_list(columns)} FROM ({selects}) WHERE {unit.where(_quote(spec.id_column))} "
+            f"SELECT {_select_list(columns)} FROM ({selects}) "
             f"QUALIFY row_number() OVER (PARTITION BY {_quote(spec.id_column)} ORDER BY _object DESC) = 1 "
             f"ORDER BY {_quote(spec.id_column)}"
         )

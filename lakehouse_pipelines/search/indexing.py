@@ -5,7 +5,9 @@ Thin over the vector store's incremental sync: this module only decides what the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from queue import Full, Queue
 
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import LakehouseError
@@ -58,8 +60,48 @@ def index_dataset(lake: Lake, spec: DatasetSpec, store: VectorStore) -> SyncResu
         model=pointers[0].model,
         dim=pointers[0].dim,
         payload_types=payload_types(lake, spec, newest),
-        batches=(batch for pointer in pointers for batch in _vector_batches(lake, spec, pointer)),
+        batches=prefetched(batch for pointer in pointers for batch in _vector_batches(lake, spec, pointer)),
     )
+
+
+def prefetched(batches: Iterator[VectorBatch], depth: int = 2) -> Iterator[VectorBatch]:
+    """`batches` produced by a thread of their own while the caller writes the previous ones.
+
+    Reading (DuckDB, Parquet) releases the GIL, so it overlaps the upserts instead of adding to them.
+    """
+    done = object()
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        """Hand `item` over unless the consumer has gone away (then give up)."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    producer = threading.Thread(target=produce, name="vector-batches", daemon=True)
+    producer.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join(timeout=10)
 
 
 def _vector_batches(lake: Lake, spec: DatasetSpec, pointer: EmbeddingsPointer) -> Iterator[VectorBatch]:

@@ -154,6 +154,7 @@ class EdgeVectorStore:
                 ef_construct=h.ef_construct,
                 full_scan_threshold=h.full_scan_threshold_kb,
                 max_indexing_threads=h.max_indexing_threads,
+                payload_m=h.payload_m,
             ),
             optimizers=EdgeOptimizersConfig(indexing_threshold=h.indexing_threshold_kb),
         )
@@ -247,7 +248,7 @@ class EdgeVectorStore:
             query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=_edge_filter(conditions),
             params=SearchParams(
-                hnsw_ef=ef,
+                hnsw_ef=ef or self.hnsw.search_ef,
                 quantization=QuantizationSearchParams(rescore=True, oversampling=self.hnsw.oversampling),
             ),
             with_payload=True,
@@ -299,15 +300,16 @@ def _apply(shard, dataset: str, model: str, batches: Iterable[VectorBatch], bool
         )
 
     def upsert(points: list[NewPoint]) -> None:
+        vectors = np.stack([p.vector for p in points]).tolist()  # one conversion per batch, not per point
         shard.update(
             UpdateOperation.upsert_points(
                 [
                     Point(
                         id=p.id,
-                        vector=p.vector.tolist(),
+                        vector=vector,
                         payload={**p.payload, **{BOOL_TWIN + c: _bool_word(p.payload.get(c)) for c in bools}},
                     )
-                    for p in points
+                    for p, vector in zip(points, vectors, strict=True)
                 ]
             )
         )

@@ -77,6 +77,7 @@ class ServerVectorStore:
                     ef_construct=h.ef_construct,
                     full_scan_threshold=h.full_scan_threshold_kb,
                     max_indexing_threads=h.max_indexing_threads,
+                    payload_m=h.payload_m,
                 ),
                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=h.indexing_threshold_kb),
                 metadata=metadata,
@@ -151,7 +152,7 @@ class ServerVectorStore:
             limit=k,
             query_filter=_server_filter(conditions),
             search_params=models.SearchParams(
-                hnsw_ef=ef,
+                hnsw_ef=ef or self.hnsw.search_ef,
                 quantization=models.QuantizationSearchParams(
                     rescore=True, oversampling=self.hnsw.oversampling
                 ),
