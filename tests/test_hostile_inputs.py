@@ -7,7 +7,6 @@ no traceback, and nothing lost (the live manifest byte-identical, the lake tree 
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -16,16 +15,7 @@ import pytest
 from lakehouse_pipelines.errors import BadInput
 from lakehouse_pipelines.ingest import ingest
 from lakehouse_pipelines.lake import Lake
-
-
-def lake_state(lake: Lake) -> dict[str, str]:
-    """Every file under the lake root with the sha256 of its bytes (lock files aside: they are empty)."""
-    root = Path(lake.storage.root)
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".locks" not in p.parts
-    }
+from tests.hostile_support import lake_state
 
 
 @pytest.fixture
@@ -346,6 +336,7 @@ IMPORT_TRICKS = [
     "EXPLAIN ANALYZE IMPORT DATABASE '{d}'",
     "WITH a AS (SELECT 1) IMPORT DATABASE '{d}'",
     "SELECT U&'\\0041'; IMPORT DATABASE '{d}'",
+    "SELECT 'é'; IMPORT DATABASE '{d}'",  # the tokenizer's offsets are UTF-8 bytes
     "(IMPORT DATABASE '{d}')",
     "SELECT * FROM query('IMPORT DATABASE ''{d}''')",  # a read query: the engine lock refuses the call
 ]
@@ -358,6 +349,22 @@ def test_classifying_sql_never_opens_a_file_nor_names_it(trap_dir, tmp_path):
         assert str(tmp_path) not in verdict and "schema.sql" not in verdict, verdict
     assert verdicts[0::2] == verdicts[1::2]  # no oracle: an existing and a missing directory read the same
     assert "passed" not in verdicts[:-2]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'é' ; SELECT 2",
+        'SELECT "ü€😀", 1; DROP VIEW t',
+        "SELECT '😀😀😀😀';;SELECT 1",
+        "\u0080:; SELECT 1",
+    ],
+)
+def test_statements_are_split_after_non_ascii_text(sql):
+    from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match=r"exactly one SQL statement \(got 2\)"):
+        check_read_only(sql)
 
 
 @pytest.mark.parametrize(

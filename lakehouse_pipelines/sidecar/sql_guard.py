@@ -153,13 +153,28 @@ class Token(NamedTuple):
 
 def _tokens(text: str) -> list[Token]:
     """Each token by DuckDB's tokenizer (which opens nothing), minus comments."""
+    tokens = duckdb.tokenize(text)
+    offsets = _char_offsets(text, [offset for offset, _ in tokens])
     out = []
-    for offset, kind in duckdb.tokenize(text):
-        if kind == duckdb.token_type.comment:
+    for offset, (_, kind) in zip(offsets, tokens, strict=True):
+        if kind == duckdb.token_type.comment or offset >= len(text):
             continue
         word = _WORD.match(text, offset)
         token = word.group(0).upper() if word else text[offset]
         out.append(Token(offset, token, kind == duckdb.token_type.keyword))
+    return out
+
+
+def _char_offsets(text: str, byte_offsets: list[int]) -> list[int]:
+    """The tokenizer counts UTF-8 bytes; Python indexes characters (they differ after any non-ASCII)."""
+    if text.isascii():
+        return byte_offsets
+    data = text.encode("utf-8")
+    out, chars, previous = [], 0, 0
+    for offset in byte_offsets:
+        chars += len(data[previous:offset].decode("utf-8", "replace"))
+        previous = offset
+        out.append(chars)
     return out
 
 
