@@ -15,7 +15,7 @@ import pytest
 from lakehouse_pipelines.errors import BadInput
 from lakehouse_pipelines.ingest import ingest
 from lakehouse_pipelines.lake import Lake
-from tests.hostile_support import lake_state
+from tests.hostile_support import check_refusal, lake_state, open_sidecar, post_raw
 
 
 @pytest.fixture
@@ -391,3 +391,118 @@ def test_syntax_errors_never_show_a_literal(sql):
     with pytest.raises(QueryRefused, match="syntax error") as caught:
         check_read_only(sql)
     assert "AKIASECRET" not in str(caught.value)
+
+
+# ------------------------------------------------------------- 5. malformed JSON bodies are 422, not 500
+
+
+@pytest.fixture(scope="module")
+def sidecar(tmp_path_factory):
+    opened = open_sidecar(tmp_path_factory.mktemp("sidecar"))
+    yield opened
+    opened.close()
+
+
+SQL_MARK = "SELECT 'AKIA-SQL-MARK' AS secret_query_mark"
+QUERY_MARK = "secret-query-mark forklift"
+
+MALFORMED = [
+    b'{"sql": "\\ud800"}',
+    b'{"sql": "SELECT \\udc00 1"}',
+    b'{"sql": NaN}',
+    b'{"sql": Infinity}',
+    b'{"sql": -Infinity}',
+    b'{"sql": 1e400}',
+    b'{"sql": ' + b"9" * 5000 + b"}",
+    b'{"sql": "SELECT 1", "extra": NaN}',
+    b'{"\\ud800": "SELECT 1"}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"sql": ' + b'{"a": ' * 50 + b"1" + b"}" * 50 + b"}",
+    b'{"sql": "caf\xe9"}',
+    b"\xef\xbb\xbf" + b'{"sql": "SELECT 1"}',
+    b'{"sql": "SELECT 1"',
+    b'{"sql": "SELECT 1"} trailing',
+    b"",
+    b"null",
+    b"[]",
+    b'"SELECT 1"',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED, ids=range(len(MALFORMED)))
+@pytest.mark.parametrize("path", ["/sql", "/search"])
+def test_malformed_bodies_are_422_json_never_500(sidecar, path, body):
+    response = post_raw(sidecar.client, path, body)
+    assert response.status_code == 422, response.text[:300]
+    body = check_refusal(response, sidecar.home)
+    assert "error" in body and isinstance(body["detail"], list)
+    assert all(set(d) == {"loc", "msg", "type"} for d in body["detail"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sql": 5, "mark": SQL_MARK},
+        {"sql": [SQL_MARK]},
+        {"sql": {"q": SQL_MARK}},
+        {"sql": SQL_MARK + " " * 100_000},  # over the length limit
+        {"query": SQL_MARK},
+    ],
+)
+def test_validation_errors_never_echo_the_sql(sidecar, body):
+    response = sidecar.client.post("/sql", json=body)
+    assert response.status_code == 422
+    check_refusal(response, sidecar.home, echoed=("AKIA-SQL-MARK", "secret_query_mark"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataset": "t", "query": QUERY_MARK, "k": "ten"},
+        {"dataset": "t", "query": QUERY_MARK, "k": 10_000},
+        {"dataset": "t", "query": QUERY_MARK, "k": 2**70},
+        {"dataset": "t", "query": QUERY_MARK, "filter": "state=IL"},
+        {"dataset": "t", "query": QUERY_MARK, "unknown": QUERY_MARK},
+        {"dataset": "t", "query": [QUERY_MARK]},
+        {"dataset": QUERY_MARK * 10, "query": QUERY_MARK},
+        {"dataset": "t", "query": QUERY_MARK * 1000},
+    ],
+)
+def test_search_validation_errors_never_echo_the_query(sidecar, body):
+    response = sidecar.client.post("/search", json=body)
+    assert response.status_code in (400, 404, 422), response.text[:300]
+    check_refusal(response, sidecar.home, echoed=("secret-query-mark",))
+
+
+def test_a_nul_in_sql_is_400_not_cut(sidecar):
+    response = sidecar.client.post("/sql", json={"sql": "SELECT 1\u0000; DROP VIEW t"})
+    assert response.status_code == 400 and "NUL" in check_refusal(response, sidecar.home)["error"]
+    assert sidecar.client.post("/sql", json={"sql": "SELECT count(*) FROM t"}).json()["rows"] == [[20]]
+
+
+def test_every_route_with_a_body_parses_it_strictly(sidecar):
+    """A route added later without StrictJsonRoute would take NaN and lone surrogates again."""
+    routes = [
+        (path, method)
+        for path, methods in sidecar.client.get("/openapi.json").json()["paths"].items()
+        for method, operation in methods.items()
+        if "requestBody" in operation
+    ]
+    assert {("/sql", "post"), ("/search", "post")} <= set(routes)
+    for path, method in routes:
+        for body in (b'{"x": NaN}', b'{"x": "\\ud800"}'):
+            response = sidecar.client.request(
+                method, path, content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 422, (path, body, response.text)
+            assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_parse_json_accepts_strict_json_unchanged():
+    import json
+
+    from lakehouse_pipelines.sidecar.bodies import parse_json
+
+    value = {"a": [1, -2.5e10, "caf\u00e9 \U0001f600", None, True], "b": {"c": "\u2028"}, "d": 2**70}
+    assert parse_json(json.dumps(value).encode()) == value
+    assert parse_json(json.dumps(value, ensure_ascii=False).encode()) == value

@@ -7,10 +7,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lakehouse_pipelines.sidecar import formats, query
+from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
 from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlResponse
 from lakehouse_pipelines.sidecar.sql_guard import check_read_only
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 
 _RESPONSES = {
     200: {

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse_pipelines.errors import LakehouseError, NotFound
 from lakehouse_pipelines.search import MAX_EF, MAX_K, MAX_QUERY_CHARS, BadSearch, IndexMismatch, SearchService
+from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute, safe_text
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 SEARCH_THREADS = 2
 _search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
 
@@ -36,7 +37,7 @@ class SearchRequest(BaseModel):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": safe_text(message)}, status_code=status)
 
 
 @router.post("/search")
