@@ -8,6 +8,8 @@ no traceback, and nothing lost (the live manifest byte-identical, the lake tree 
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -506,3 +508,82 @@ def test_parse_json_accepts_strict_json_unchanged():
     value = {"a": [1, -2.5e10, "caf\u00e9 \U0001f600", None, True], "b": {"c": "\u2028"}, "d": 2**70}
     assert parse_json(json.dumps(value).encode()) == value
     assert parse_json(json.dumps(value, ensure_ascii=False).encode()) == value
+
+
+# --------------------------------------------------------------- 6. search filters are checked by type
+
+
+@pytest.mark.parametrize(
+    ("search_filter", "message"),
+    [
+        ({"rate": {"gte": float("nan")}}, "'rate': not a finite number"),
+        ({"rate": {"lte": float("inf")}}, "'rate': not a finite number"),
+        ({"rate": {"gte": 2**1100}}, "'rate': not a finite number"),
+        ({"n": {"gte": -(2**1100)}}, "'n': not a finite number"),
+        ({"n": 2**63}, "'n': an integer outside the 64-bit range"),
+        ({"n": -(2**63) - 1}, "'n': an integer outside the 64-bit range"),
+        ({"n": [1, 2**70]}, "'n': an integer outside the 64-bit range"),
+        ({"n": 1.5}, "'n': not an integer value"),
+        ({"n": True}, "'n': not an integer value"),
+        ({"state": "\ud800"}, "'state': text with invalid Unicode"),
+        ({"state": ["IL", "\udfff"]}, "'state': text with invalid Unicode"),
+        ({"state": None}, "'state': not a keyword value"),
+        ({"state": {"gte": "A"}}, "'state': ranges work on numbers"),
+        ({"ok": 1}, "'ok': not a bool value"),
+        ({"ok": [True]}, "'ok': a list of values works"),
+        ({"when": {"gte": "garbage"}}, "'when': not an ISO date"),
+        ({"when": {"gte": "2026-13-01"}}, "'when': not an ISO date"),
+        ({"when": {"gte": "2026-01-01T00:00:00+25:00"}}, "'when': not an ISO date"),
+        ({"when": {"gte": "2026-01-01T00:00:00+14:30"}}, "'when': a UTC offset"),
+        ({"when": {"gte": "\ud800"}}, "'when': text with invalid Unicode"),
+        ({"when": {"gte": 5}}, "'when': not a datetime value"),
+        ({"when": "2026-01-32"}, "'when': not an ISO date"),
+        ({"when": ["2026-01-01"]}, "'when': a list of values works"),
+    ],
+)
+def test_bad_filter_values_are_400_naming_the_column(sidecar, search_filter, message):
+    from lakehouse_pipelines.search import BadSearch, parse_filter
+    from tests.hostile_support import PAYLOAD_TYPES
+
+    with pytest.raises(BadSearch, match=re.escape(message)):
+        parse_filter(search_filter, PAYLOAD_TYPES)
+    if any(isinstance(v, float) and v != v for v in _leaves(search_filter)):
+        return  # NaN has no JSON spelling; the body parser refuses it (above)
+    body = json.dumps({"dataset": "t", "query": "row", "filter": search_filter}).encode()
+    response = post_raw(sidecar.client, "/search", body.replace(b"Infinity", b"1e999"))
+    assert response.status_code in (400, 422), response.text
+    if response.status_code == 400:
+        assert message in check_refusal(response, sidecar.home)["error"]
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize(
+    ("search_filter", "ids"),
+    [
+        ({"n": 2**63 - 1}, set()),
+        ({"n": [3, 4]}, {3, 4}),
+        ({"rate": {"gte": 9, "lt": 2**70}}, {18, 19, 20}),
+        ({"state": "IL", "n": {"lte": 5}}, {1, 3, 5}),
+        ({"ok": True, "n": {"lte": 6}}, {3, 6}),
+        ({"when": {"gte": "2026-01-19"}}, {19, 20}),
+        ({"when": {"gte": "2026-01-19T23:00:00-01:00"}}, {20}),
+        ({"when": {"lt": "2026-01-02T00:00:00Z"}}, {1}),
+        ({"when": "2026-01-19T00:00:00"}, {19}),  # a match compares the text as given
+    ],
+)
+def test_good_filters_still_filter(sidecar, search_filter, ids):
+    response = sidecar.client.post(
+        "/search", json={"dataset": "t", "query": "row", "k": 20, "filter": search_filter}
+    )
+    assert response.status_code == 200, response.text
+    assert {h["id"] for h in response.json()["hits"]} == ids
