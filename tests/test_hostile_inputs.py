@@ -587,3 +587,136 @@ def test_good_filters_still_filter(sidecar, search_filter, ids):
     )
     assert response.status_code == 200, response.text
     assert {h["id"] for h in response.json()["hits"]} == ids
+
+
+# -------------------------------------------------------------------------- 7. symbolic links are refused
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A readable, comma-free file outside everything the user pointed at."""
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0\nsecret line\n")
+    return secret
+
+
+def test_the_cli_refuses_a_symlink_naming_it(lake_home, tmp_path, outside):
+    import os
+
+    link = tmp_path / "drop.csv"
+    link.symlink_to(outside)
+    lake = Lake.open(lake_home)
+    before = lake_state(lake)
+    result = cli("ingest", str(link), "--dataset", "t")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {link}: the file is a symbolic link: links are not followed, give the file itself "
+        "(docs/hostile-inputs.md)"
+    )
+    assert lake_state(lake) == before and lake.catalog.find("t") is None
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "nowhere.csv")
+    assert "is a symbolic link" in cli("ingest", str(dangling), "--dataset", "t").output
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert "not a regular file (a named pipe)" in cli("ingest", str(fifo), "--dataset", "t").output
+    assert "not a regular file (a directory)" in cli("ingest", str(tmp_path), "--dataset", "t").output
+    (tmp_path / "private.csv").write_text("id\n1\n")
+    (tmp_path / "private.csv").chmod(0)
+    if os.geteuid() != 0:  # root reads anything
+        assert "permission denied" in cli("ingest", str(tmp_path / "private.csv"), "-d", "t").output
+
+
+def test_a_folder_link_above_a_file_outside_the_landing_is_the_users_own_path(lake, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "drop.csv").write_text("id\n1\n")
+    (tmp_path / "via").symlink_to(real)
+    assert ingest(lake, str(tmp_path / "via" / "drop.csv"), "t").object.rows == 1
+
+
+def test_ingest_refuses_a_link_anywhere_under_the_landing_root(lake_home, tmp_path, outside):
+    lake = Lake.open(lake_home)
+    landing = Path(lake.landing)
+    (landing / "workers").mkdir(parents=True)
+    (landing / "workers" / "link.csv").symlink_to(outside)
+    (landing / "linked").symlink_to(outside.parent)
+    (landing / "deep").mkdir()
+    (landing / "deep" / "hop").symlink_to(outside.parent)
+    before = lake_state(lake)
+    for source, where in [
+        (landing / "workers" / "link.csv", "the file"),
+        (landing / "linked" / "secret.txt", "its folder 'linked'"),
+        (landing / "deep" / "hop" / "secret.txt", "its folder 'hop'"),
+    ]:
+        with pytest.raises(BadInput, match=f"{re.escape(where)} is a symbolic link"):
+            ingest(lake, str(source), "t")
+    assert lake_state(lake) == before and lake.catalog.find("t") is None
+
+
+def test_a_file_swapped_for_a_link_after_it_was_opened_is_still_the_file_opened(tmp_path, outside):
+    from lakehouse_pipelines.ingest import _local_copy
+
+    drop = tmp_path / "drop.csv"
+    drop.write_text("id\n1\n")
+    with _local_copy(str(drop), tmp_path) as path:
+        drop.unlink()
+        drop.symlink_to(outside)
+        assert path.read_text() == "id\n1\n"
+
+
+def test_the_landing_listing_and_the_sensor_refuse_links_and_special_files(
+    lake_home, tmp_path, outside, capfd
+):
+    import os
+
+    import dagster as dg
+
+    from lakehouse_pipelines.datasets import load_specs
+    from lakehouse_pipelines.drop_sensor import build_drop_sensor, ingest_job_name
+    from lakehouse_pipelines.drops import Cursor, scan
+    from lakehouse_pipelines.storage import LocalStorage
+    from resources.lake import LakeResource
+
+    landing = lake_home.home / "landing"
+    (landing / "workers").mkdir(parents=True)
+    (landing / "workers" / "good.csv").write_text("worker_id\n1\n")
+    (landing / "workers" / "link.csv").symlink_to(outside)
+    (landing / "workers" / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    (landing / "workers" / "folder.csv").symlink_to(outside.parent)
+    os.mkfifo(landing / "workers" / "pipe.csv")
+    (landing / "workers" / "odd[1].csv").write_text("worker_id\n2\n")
+    (landing / "elsewhere").symlink_to(outside.parent)
+
+    storage = LocalStorage(landing)
+    passed_over: list = []
+    assert [o.key for o in storage.list(refused=passed_over)] == ["workers/good.csv", "workers/odd[1].csv"]
+    assert sorted(r.info.key for r in passed_over) == [
+        "elsewhere", "workers/dangling.csv", "workers/folder.csv", "workers/link.csv", "workers/pipe.csv",
+    ]  # fmt: skip
+    assert list(LocalStorage(landing).list("elsewhere")) == []
+
+    specs = load_specs()
+    result = scan(storage, specs, Cursor())
+    assert [d.key for b in result.batches for d in b.drops] == ["workers/good.csv"]
+    refused = dict(result.refused)
+    assert set(refused) == {
+        "elsewhere", "workers/dangling.csv", "workers/folder.csv", "workers/link.csv", "workers/pipe.csv",
+        "workers/odd[1].csv",
+    }  # fmt: skip
+    assert "symbolic link" in refused["workers/link.csv"] and "pipe" in refused["workers/pipe.csv"]
+    assert "invalid storage key" in refused["workers/odd[1].csv"]
+    assert scan(storage, specs, result.cursor).refused == []  # reported once, like undeclared drops
+
+    sensor = build_drop_sensor(specs, [dg.define_asset_job(ingest_job_name(n)) for n in specs])
+    lake = LakeResource(home=str(lake_home.home), landing=str(landing))
+    capfd.readouterr()
+    with dg.instance_for_test() as instance:
+        ticked = sensor(dg.build_sensor_context(instance=instance, cursor=None, resources={"lake": lake}))
+    runs = [
+        s for r in ticked.run_requests for s in r.run_config["ops"]["workers__parquet"]["config"]["sources"]
+    ]
+    assert runs == [str(landing / "workers" / "good.csv")]
+    logged = capfd.readouterr().err  # dagster's own handler writes to stderr
+    assert "workers/link.csv: refused, a symbolic link" in logged and "elsewhere: refused" in logged
