@@ -168,6 +168,21 @@ def test_the_installed_command_prints_markup_paths_literally(lake_home, tmp_path
     )
 
 
+@pytest.mark.parametrize("name", ["a\nb.csv", "a\rb.csv", "\x1b[31mred.csv", "bell\x07.csv", "sep\u2028.csv"])
+def test_control_characters_in_a_name_are_shown_escaped_on_one_line(lake_home, tmp_path, name):
+    from lakehouse_pipelines.terminal import visible
+
+    good, bad = tmp_path / name, tmp_path / f"bad-{name}"
+    good.write_text("id\n1\n")
+    bad.write_text("id\n1,2\n")
+    ok = cli("ingest", str(good), "--dataset", "t")
+    assert ok.exit_code == 0 and ok.output.count("\n") == 1
+    assert ok.output.startswith(f"{visible(str(good))}: created 1 rows") and "\x1b" not in ok.output
+    no = cli("ingest", str(bad), "--dataset", "t")
+    assert no.exit_code == 1 and no.output.count("\n") == 1 and "\x1b" not in no.output
+    assert no.output.startswith(f"error: {visible(str(bad))}, line 2")
+
+
 def test_the_audit_table_renders_column_names_and_values_literally():
     from rich.console import Console
 
