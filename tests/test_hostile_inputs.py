@@ -735,3 +735,16 @@ def test_the_landing_listing_and_the_sensor_refuse_links_and_special_files(
     assert runs == [str(landing / "workers" / "good.csv")]
     logged = capfd.readouterr().err  # dagster's own handler writes to stderr
     assert "workers/link.csv: refused, a symbolic link" in logged and "elsewhere: refused" in logged
+
+
+def test_a_panic_inside_the_vector_store_is_a_json_error_not_an_escaped_base_exception(sidecar, monkeypatch):
+    class PanicException(BaseException):  # what PyO3 raises for a Rust panic
+        pass
+
+    def panic(*args, **kwargs):
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    monkeypatch.setattr(sidecar.store, "search", panic)
+    response = sidecar.client.post("/search", json={"dataset": "t", "query": "row"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "the 't' index failed on this search"}
