@@ -31,9 +31,10 @@ class SearchRequest(BaseModel):
 
     dataset: str = Field(min_length=1, max_length=63)
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    # strict: `true` or `2.0` is a mistake to report, not a k of 1 or 2
+    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
     filter: dict[str, Any] | None = None
-    ef: int | None = Field(default=None, ge=1, le=MAX_EF)
+    ef: int | None = Field(default=None, ge=1, le=MAX_EF, strict=True)
 
 
 def _error(status: int, message: str) -> JSONResponse:
