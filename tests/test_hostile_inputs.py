@@ -400,6 +400,8 @@ def test_sql_with_a_nul_or_a_lone_surrogate_is_refused(sql):
         "SELECT 'a' 'AKIASECRET'",
         "SELECT 'unterminated AKIASECRET",
         "SELECT 1 FROM x WHERE y = $$AKIASECRET$$ z",
+        'SELECT"AKIASECRET\r',  # the message is cut at the line break, before the closing quote
+        "SELECT 'AKIASECRET\nmore",
     ],
 )
 def test_syntax_errors_never_show_a_literal(sql):

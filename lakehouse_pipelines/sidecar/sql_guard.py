@@ -27,7 +27,7 @@ import duckdb
 from lakehouse_pipelines.errors import LakehouseError
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NEAR = re.compile(r'at or near "(.*)"$')
+_NEAR = re.compile(r'at or near "(.*)$')  # no closing quote when the token held a line break
 # What a parser message may show of the text near an error: a word, or a short operator; never a literal.
 _SHOWN_NEAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}|[^\w'\"$]{1,3}")
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
@@ -140,7 +140,7 @@ def _parse(sql: str) -> list:
 
 def _without_literals(message: str) -> str:
     """DuckDB's `at or near "<token>"` without the token when it is a literal (it may hold a secret)."""
-    if (match := _NEAR.search(message)) and not _SHOWN_NEAR.fullmatch(match.group(1)):
+    if (match := _NEAR.search(message)) and not _SHOWN_NEAR.fullmatch(match.group(1).removesuffix('"')):
         message = message[: match.start()] + "at or near a literal"
     return message
 
