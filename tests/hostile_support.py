@@ -25,6 +25,27 @@ from lakehouse_pipelines.sidecar.settings import SidecarSettings
 from lakehouse_pipelines.vector_store import EdgeVectorStore, HnswSettings, VectorBatch
 from tests.search_support import HashEmbedder
 
+
+def import_every_project_module() -> None:
+    """Import every module of the project, so hypothesis' generation is the same whatever tests run.
+
+    Hypothesis draws some values from the constants of the "local" modules loaded so far (sys.modules), so
+    with only its database off and derandomize on, a fuzz test still saw other examples when the whole
+    suite ran than when it ran alone. Loading the whole project first makes that pool fixed.
+    """
+    import importlib
+    import pkgutil
+
+    import assets
+    import lakehouse_pipelines
+    import resources
+    import schemas
+
+    for package in (lakehouse_pipelines, assets, resources, schemas):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
+
+
 PAYLOAD_TYPES = {"state": "keyword", "n": "integer", "rate": "float", "ok": "bool", "when": "datetime"}
 
 

@@ -28,7 +28,9 @@ from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.ingest import ingest
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.terminal import visible
-from tests.hostile_support import lake_state
+from tests.hostile_support import import_every_project_module, lake_state
+
+import_every_project_module()  # a fixed pool of constants for hypothesis (hostile_support.py)
 
 
 def fuzz(examples: int) -> settings:

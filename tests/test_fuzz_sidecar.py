@@ -23,7 +23,16 @@ from hypothesis import strategies as st
 
 from lakehouse_pipelines.search import BadSearch, parse_filter
 from lakehouse_pipelines.sidecar.sql_guard import QueryRefused, check_read_only
-from tests.hostile_support import PAYLOAD_TYPES, check_refusal, lake_state, open_sidecar, post_raw
+from tests.hostile_support import (
+    PAYLOAD_TYPES,
+    check_refusal,
+    import_every_project_module,
+    lake_state,
+    open_sidecar,
+    post_raw,
+)
+
+import_every_project_module()  # a fixed pool of constants for hypothesis (hostile_support.py)
 
 
 def fuzz(examples: int) -> settings:
