@@ -29,6 +29,8 @@ def build_drop_sensor(specs: dict[str, DatasetSpec], jobs: Sequence) -> dg.Senso
         result = scan(lake.landing_storage(), specs, Cursor.parse(context.cursor))
         for key in result.undeclared:
             context.log.warning(f"{key}: no declared dataset matches this drop; left in place")
+        for key, reason in result.refused:
+            context.log.warning(f"{key}: refused, {reason}; left in place")
         if result.remaining:
             context.log.info(f"{result.remaining} more drops wait for the next tick")
         return dg.SensorResult(

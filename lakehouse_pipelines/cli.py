@@ -29,7 +29,7 @@ from lakehouse_pipelines.datasets import DatasetSpec, load_specs
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake.keys import validate_dataset_name
-from lakehouse_pipelines.terminal import error_line, literal
+from lakehouse_pipelines.terminal import error_line, literal, visible
 
 app = typer.Typer(
     help="lakehouse-pipelines: CSV drops to a queryable, searchable lake.", no_args_is_help=True
@@ -63,14 +63,14 @@ def ingest(
             for csv_file in csv_files:
 
                 def say(stage: str, f: str = csv_file) -> None:
-                    progress.update(files, description=f"{f}: {stage}")
+                    progress.update(files, description=visible(f"{f}: {stage}"))
 
                 say("starting")
                 result = ingest_csv(lake, csv_file, spec, progress=say)
                 progress.advance(files)
                 progress.console.print(
                     Text.assemble(
-                        f"{csv_file}: ",
+                        f"{visible(csv_file)}: ",
                         (str(result.status), "bold"),
                         f" {result.object.rows:,} rows -> {result.object.key} (dataset "
                         f"{result.dataset} v{result.manifest.version}, {result.seconds:.2f}s)",

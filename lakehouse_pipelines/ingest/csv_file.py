@@ -12,7 +12,9 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +74,89 @@ def refuse_nul(path: Path, source: str, digest: FileDigest) -> None:
     if digest.nul_offset is not None:
         line = nul_line(path, digest.nul_offset)
         raise BadInput(source, f"{NUL_PROBLEM} (byte {digest.nul_offset:,})", line=line)
+
+
+def open_drop(path: Path, source: str, root: Path | None = None) -> int:
+    """A read-only descriptor on the regular file at `path`, never reached through a symbolic link.
+
+    The file itself must not be a link (`O_NOFOLLOW`), and when it lies under `root` (the landing folder)
+    neither may any directory between `root` and it: each is opened relative to its parent with
+    `O_NOFOLLOW`, so a link swapped in after a check is refused too. Directories above `root`, or above a
+    file given outside it, are the user's own path and may be links. `O_NONBLOCK`: a FIFO never blocks.
+    """
+    path = Path(os.path.abspath(path))
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    inside = _parts_under(path, root)
+    try:
+        if inside is None:
+            fd = os.open(path, flags)
+        else:
+            fd = _open_beneath(Path(os.path.abspath(root)), inside, flags)
+    except FileNotFoundError:
+        raise BadInput(source, "no such file") from None
+    except PermissionError:
+        raise BadInput(source, "permission denied") from None
+    except OSError as exc:
+        if link := _first_link(path, root if inside is not None else None):
+            where = "the file" if link == path else f"its folder {link.name!r}"
+            raise BadInput(source, f"{where} is a symbolic link: {SYMLINK_RULE}") from None
+        raise BadInput(source, f"cannot be opened ({exc.strerror or type(exc).__name__})") from None
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise BadInput(source, f"not a regular file (a {_KINDS.get(kind, 'special file')})")
+    return fd
+
+
+SYMLINK_RULE = "links are not followed, give the file itself (docs/hostile-inputs.md)"
+_KINDS = {stat.S_IFDIR: "directory", stat.S_IFIFO: "named pipe", stat.S_IFSOCK: "socket",
+          stat.S_IFCHR: "device", stat.S_IFBLK: "device"}  # fmt: skip
+
+
+def pinned_path(fd: int, path: Path, source: str) -> Path:
+    """A path that reaches exactly the open file `fd`, for readers that open by name (DuckDB).
+
+    On Linux `/proc/self/fd/<fd>` reopens that very inode, whatever happens to `path` meanwhile; elsewhere
+    `path`, once it still names the same inode, not a link to another file.
+    """
+    proc = Path(f"/proc/self/fd/{fd}")
+    if proc.exists():
+        return proc
+    opened, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+        raise BadInput(source, "the file was replaced while it was opened")
+    return path
+
+
+def _parts_under(path: Path, root: Path | None) -> tuple[str, ...] | None:
+    if root is None:
+        return None
+    try:
+        parts = path.relative_to(os.path.abspath(root)).parts
+    except ValueError:
+        return None
+    return parts or None
+
+
+def _open_beneath(root: Path, parts: tuple[str, ...], flags: int) -> int:
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(parts[-1], flags, dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _first_link(path: Path, root: Path | None) -> Path | None:
+    """The first symbolic link on the way to `path`: below `root` if given, else `path` itself only."""
+    candidates = [path]
+    if root is not None:
+        top = Path(os.path.abspath(root))
+        candidates = [p for p in reversed(path.parents) if p.is_relative_to(top) and p != top] + [path]
+    return next((p for p in candidates if p.is_symlink()), None)
 
 
 def read_header(path: Path, source: str) -> list[str]:

@@ -24,6 +24,8 @@ from lakehouse_pipelines.errors import BadInput, SchemaDrift
 from lakehouse_pipelines.ingest.csv_file import (
     csv_error,
     digest_file,
+    open_drop,
+    pinned_path,
     quote_literal,
     read_csv_sql,
     read_header,
@@ -92,7 +94,7 @@ def publish_drop(
     spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec(name=validate_dataset_name(dataset))
     say = progress or (lambda _stage: None)
     started = time.perf_counter()
-    with _local_copy(source, lake.scratch) as path:
+    with _local_copy(source, lake.scratch, _local_landing(lake)) as path:
         _check_size(path, source, lake.max_file_bytes)
         say("hashing")
         digest = digest_file(path)
@@ -201,14 +203,23 @@ def _staging_file(scratch: Path) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
+def _local_landing(lake: Lake) -> Path | None:
+    return Path(lake.landing) if lake.landing and not lake.landing.startswith("s3://") else None
+
+
 @contextmanager
-def _local_copy(source: str, scratch: Path) -> Iterator[Path]:
-    """The source as a local file: itself, or a download of an s3:// object removed afterwards."""
+def _local_copy(source: str, scratch: Path, landing: Path | None = None) -> Iterator[Path]:
+    """The source as a local file: itself, or a download of an s3:// object removed afterwards.
+
+    A local file is opened once, refusing symbolic links (the file, or a folder under the landing root:
+    `open_drop`), and every later read (hash, header, DuckDB) goes through that open file.
+    """
     if not source.startswith("s3://"):
-        path = Path(source)
-        if not path.is_file():
-            raise BadInput(source, "no such file")
-        yield path
+        fd = open_drop(Path(source), source, landing)
+        try:
+            yield pinned_path(fd, Path(source), source)
+        finally:
+            os.close(fd)
         return
     bucket, _, key = source.removeprefix("s3://").partition("/")
     download = scratch / f"download-{uuid.uuid4().hex}.csv"

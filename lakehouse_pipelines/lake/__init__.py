@@ -21,6 +21,7 @@ class Lake:
     catalog: Catalog
     scratch: Path
     max_file_bytes: int
+    landing: str = ""  # the landing root (a folder or s3:// prefix): ingest refuses links beneath a folder
 
     @classmethod
     def open(
@@ -36,4 +37,5 @@ class Lake:
             catalog=Catalog(storage),
             scratch=settings.scratch,
             max_file_bytes=settings.max_file_bytes,
+            landing=settings.landing,
         )

@@ -14,9 +14,10 @@ import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK, S_ISREG
 
 from filelock import FileLock
 
@@ -33,6 +34,18 @@ class ObjectInfo:
     size: int
     modified: float
     etag: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An entry a listing passed over, and why (see `Storage.list`)."""
+
+    info: ObjectInfo
+    reason: str
+
+
+LINK_REASON = "a symbolic link: links are not followed, copy the file itself in"
+OTHER_REASON = "not a regular file (a pipe, socket or device)"
 
 
 class Storage(ABC):
@@ -59,8 +72,13 @@ class Storage(ABC):
     def delete(self, key: str) -> None: ...
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Objects under `prefix`, in key order."""
+    def list(self, prefix: str = "", *, refused: list[Refused] | None = None) -> Iterator[ObjectInfo]:
+        """Objects under `prefix`, in key order.
+
+        Only regular files are objects: a symbolic link, FIFO, socket or device found under `prefix` is
+        never listed (a reader would follow the link outside the lake or landing folder, or block on the
+        pipe); each is appended to `refused` when that list is given. S3 has none of them.
+        """
 
     @abstractmethod
     def download(self, key: str, dest: Path) -> None: ...
@@ -134,25 +152,52 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, refused: list[Refused] | None = None) -> Iterator[ObjectInfo]:
         base = self.root / validate_key(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        # The root may be a link (it is configuration); nothing beneath it is followed (os.walk lists
+        # linked folders among `dirnames` without entering them).
+        beneath = [
+            p for p in (*reversed(base.parents), base) if p.is_relative_to(self.root) and p != self.root
+        ]
+        if link := next((p for p in beneath if p.is_symlink()), None):
+            self._refuse(refused, link, LINK_REASON)
+            return
         if not base.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            folder = Path(dirpath)
+            for name in sorted(d for d in dirnames if not d.startswith(".") and (folder / d).is_symlink()):
+                self._refuse(refused, folder / name, LINK_REASON)
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and not (folder / d).is_symlink()
+            )
             for filename in sorted(filenames):
                 if filename.startswith("."):
                     continue
-                path = Path(dirpath) / filename
-                stat = path.stat()
-                yield ObjectInfo(
-                    key=path.relative_to(self.root).as_posix(),
-                    size=stat.st_size,
-                    modified=stat.st_mtime,
-                    # Hashing every landed file on each listing would cost a full read; size + mtime_ns
-                    # changes whenever the bytes do, which is what a run key needs.
-                    etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-                )
+                path = folder / filename
+                try:
+                    stat = path.lstat()
+                except FileNotFoundError:  # removed since the folder was read
+                    continue
+                if not S_ISREG(stat.st_mode):
+                    self._refuse(refused, path, LINK_REASON if S_ISLNK(stat.st_mode) else OTHER_REASON)
+                    continue
+                yield self._info(path, stat)
+
+    def _info(self, path: Path, stat: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=path.relative_to(self.root).as_posix(),
+            size=stat.st_size,
+            modified=stat.st_mtime,
+            # Hashing every landed file on each listing would cost a full read; size + mtime_ns
+            # changes whenever the bytes do, which is what a run key needs.
+            etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
+        )
+
+    def _refuse(self, refused: list[Refused] | None, path: Path, reason: str) -> None:
+        if refused is not None:
+            with suppress(FileNotFoundError):  # removed since the folder was read
+                refused.append(Refused(self._info(path, path.lstat()), reason))
 
     def download(self, key: str, dest: Path) -> None:
         try:
@@ -239,7 +284,7 @@ class S3Storage(Storage):
         with _s3_errors(key):
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, refused: list[Refused] | None = None) -> Iterator[ObjectInfo]:
         full_prefix = self._key(prefix.rstrip("/")) + "/" if prefix.strip("/") else self._list_root()
         paginator = self._client.get_paginator("list_objects_v2")
         with _s3_errors(prefix or "/"):

@@ -13,6 +13,8 @@ can be overridden with `LAKEHOUSE_SEARCH_BANDS="weak,strong"`.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -130,33 +132,97 @@ def _condition(column: str, value: Any, kind: PayloadType) -> Condition:
             raise BadSearch(f"filter on {column!r}: a range is an object of gt, gte, lt, lte")
         if kind not in ("integer", "float", "datetime"):
             raise BadSearch(f"filter on {column!r}: ranges work on numbers and dates, not {kind}")
-        for bound in value.values():
-            _check_value(column, bound, "datetime" if kind == "datetime" else "float")
-        return Condition(column, "range", dict(value), kind)
+        bound_kind = "datetime" if kind == "datetime" else "float"
+        bounds = {op: _check_value(column, bound, bound_kind, bound=True) for op, bound in value.items()}
+        return Condition(column, "range", bounds, kind)
     if isinstance(value, list):
         if not value or len(value) > MAX_ANY_VALUES:
             raise BadSearch(f"filter on {column!r}: give 1 to {MAX_ANY_VALUES} values")
         if kind not in ("keyword", "integer"):
             raise BadSearch(f"filter on {column!r}: a list of values works on text and integer columns")
-        for item in value:
-            _check_value(column, item, kind)
-        return Condition(column, "any", tuple(value), kind)
+        return Condition(column, "any", tuple(_check_value(column, item, kind) for item in value), kind)
     if kind == "float":
         raise BadSearch(f"filter on {column!r}: use a range ({{'gte': ..., 'lte': ...}}) on a float column")
-    _check_value(column, value, kind)
-    return Condition(column, "match", value, kind)
+    return Condition(column, "match", _check_value(column, value, kind), kind)
 
 
-def _check_value(column: str, value: Any, kind: str) -> None:
-    ok = {
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Real UTC offsets, as for timestamps in CSVs (inference.py): -12:00 to +14:00, whole minutes.
+MIN_OFFSET, MAX_OFFSET = dt.timedelta(hours=-12), dt.timedelta(hours=14)
+
+
+def _check_value(column: str, value: Any, kind: str, *, bound: bool = False) -> Any:
+    """`value` as the store gets it, once it fits the column's payload type and range; else a BadSearch.
+
+    A datetime range `bound` is passed on in canonical ISO form (the store parses it); a datetime to match
+    is passed on as given (the store compares the text).
+
+    Qdrant Edge and the Qdrant models check none of this: NaN panics inside Edge (a plain-text 500), an
+    integer beyond int64 or a lone surrogate fails to convert, a bad datetime fails to parse. Messages
+    name the column and the problem, never the value.
+    """
+    expected = {
         "keyword": isinstance(value, str),
+        "datetime": isinstance(value, str),
         "integer": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
-        "datetime": isinstance(value, str),
     }[kind]
-    if not ok:
-        raise BadSearch(f"filter on {column!r}: {str(value)[:40]!r} is not a {kind} value")
+    if not expected:
+        article = "an" if kind == "integer" else "a"
+        raise BadSearch(f"filter on {column!r}: not {article} {kind} value ({_type_name(value)})")
+    if isinstance(value, str) and not _valid_unicode(value):
+        raise BadSearch(f"filter on {column!r}: text with invalid Unicode (a lone surrogate)")
+    if kind == "datetime":
+        canonical = _datetime_bound(column, value)
+        return canonical if bound else value
+    if kind == "integer" and not INT64_MIN <= value <= INT64_MAX:
+        raise BadSearch(f"filter on {column!r}: an integer outside the 64-bit range")
+    if kind == "float":  # a range bound on a number column, compared as a 64-bit float
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise BadSearch(f"filter on {column!r}: not a finite number")
+        return number
+    return value
+
+
+def _datetime_bound(column: str, text: str) -> str:
+    """An ISO 8601 date or date-time as the canonical text the store parses (`2026-01-01T00:00:00+00:00`)."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise BadSearch(
+            f"filter on {column!r}: not an ISO date or date-time (e.g. 2026-01-31T08:00:00Z)"
+        ) from None
+    offset = value.utcoffset()
+    if offset is not None and not (
+        MIN_OFFSET <= offset <= MAX_OFFSET and offset % dt.timedelta(minutes=1) == dt.timedelta(0)
+    ):
+        raise BadSearch(f"filter on {column!r}: a UTC offset must be whole minutes from -12:00 to +14:00")
+    return value.isoformat()
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _type_name(value: Any) -> str:
+    """What a JSON value is, for an error message that never echoes the value itself."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a bool"), (int, "an integer"), (float, "a number"), (str, "text")):
+        if isinstance(value, kind):
+            return name
+    return (
+        "a list" if isinstance(value, list | tuple) else "an object" if isinstance(value, dict) else "a value"
+    )
 
 
 class QueryCache:
@@ -246,6 +312,8 @@ class SearchService:
         text = (query or "").strip()
         if not text:
             raise BadSearch("query must not be empty")
+        if not _valid_unicode(text):
+            raise BadSearch("query must be valid Unicode text (it holds a lone surrogate)")
         if len(text) > MAX_QUERY_CHARS:
             raise BadSearch(f"query is longer than {MAX_QUERY_CHARS} characters")
         if not 1 <= k <= MAX_K:
@@ -264,7 +332,14 @@ class SearchService:
         started = time.perf_counter()
         vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
         embedded = time.perf_counter()
-        hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef)
+        try:
+            hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef)
+        except BaseException as exc:
+            # A Rust panic in Qdrant Edge is a BaseException (PyO3's PanicException): not even the app's
+            # catch-all handler would see it. Validation above is what keeps inputs from causing one.
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise LakehouseError(f"the {dataset!r} index failed on this search") from None
         done = time.perf_counter()
         return SearchResult(
             dataset=dataset,

@@ -2,8 +2,9 @@
 
 `app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request),
 `app.state.settings` (SidecarSettings) and `app.state.search` (SearchService) are built once per process;
-a router added later reads them from `request.app.state`. Every error is `{"error": "<message>"}` (or FastAPI's `detail` for validation),
-never a stack trace.
+a router added later reads them from `request.app.state` and parses its body strictly (`route_class=
+StrictJsonRoute`, bodies.py). Every error is `{"error": "<message>"}` (validation errors also carry `detail`:
+locations and messages, never the submitted values), never a stack trace.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
@@ -22,6 +24,7 @@ from lakehouse_pipelines.settings import LakehouseSettings, SidecarSettings
 from lakehouse_pipelines.sidecar import routes_catalog, routes_search, routes_sql
 from lakehouse_pipelines.sidecar.access_log import AccessLog
 from lakehouse_pipelines.sidecar.auth import BearerAuth
+from lakehouse_pipelines.sidecar.bodies import safe_text, validation_error
 from lakehouse_pipelines.sidecar.body_limit import BodyLimit
 from lakehouse_pipelines.sql.formats import NotAcceptable
 from lakehouse_pipelines.sql.run import DataUnavailable
@@ -79,6 +82,7 @@ def create_app(
     app.include_router(routes_sql.router)
     app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)
+    app.add_exception_handler(RequestValidationError, validation_error)  # 422 that never echoes input
     for error_type, _ in _STATUS:
         app.add_exception_handler(error_type, _error_response)
     if settings.token:
@@ -91,7 +95,7 @@ def create_app(
 async def _error_response(request: Request, exc: Exception) -> JSONResponse:
     for error_type, status in _STATUS:
         if isinstance(exc, error_type):
-            return JSONResponse({"error": str(exc)}, status_code=status)
+            return JSONResponse({"error": safe_text(str(exc))}, status_code=status)
     request_id = getattr(request.state, "request_id", "")
     log.error(
         "unhandled %s in %s %s (request %s)", type(exc).__name__, request.method, request.url.path, request_id

@@ -9,9 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from lakehouse_pipelines.errors import NotFound
 from lakehouse_pipelines.lake.keys import DATASET_NAME
+from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
 from lakehouse_pipelines.sidecar.models import DatasetList, ErrorBody, Health
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 
 
 @router.get("/health", response_model=Health, tags=["service"])

@@ -26,8 +26,9 @@ from lakehouse_pipelines.search.service import (
     IndexMismatch,
     SearchService,
 )
+from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute, safe_text
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 SEARCH_THREADS = 2
 _search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
 
@@ -37,13 +38,14 @@ class SearchRequest(BaseModel):
 
     dataset: str = Field(min_length=1, max_length=63)
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    # strict: `true` or `2.0` is a mistake to report, not a k of 1 or 2
+    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
     filter: dict[str, Any] | None = None
-    ef: int | None = Field(default=None, ge=1, le=MAX_EF)
+    ef: int | None = Field(default=None, ge=1, le=MAX_EF, strict=True)
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": safe_text(message)}, status_code=status)
 
 
 @router.post("/search")

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
 from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlResponse
 from lakehouse_pipelines.sql import formats
 from lakehouse_pipelines.sql import run as query
 from lakehouse_pipelines.sql.guard import check_read_only
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 
 _RESPONSES = {
     200: {

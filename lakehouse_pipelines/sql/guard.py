@@ -27,7 +27,7 @@ import duckdb
 from lakehouse_pipelines.errors import LakehouseError
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NEAR = re.compile(r'at or near "(.*)"$')
+_NEAR = re.compile(r'at or near "(.*)$')  # no closing quote when the token held a line break
 # What a parser message may show of the text near an error: a word, or a short operator; never a literal.
 _SHOWN_NEAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}|[^\w'\"$]{1,3}")
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
@@ -140,7 +140,7 @@ def _parse(sql: str) -> list:
 
 def _without_literals(message: str) -> str:
     """DuckDB's `at or near "<token>"` without the token when it is a literal (it may hold a secret)."""
-    if (match := _NEAR.search(message)) and not _SHOWN_NEAR.fullmatch(match.group(1)):
+    if (match := _NEAR.search(message)) and not _SHOWN_NEAR.fullmatch(match.group(1).removesuffix('"')):
         message = message[: match.start()] + "at or near a literal"
     return message
 
@@ -152,29 +152,30 @@ class Token(NamedTuple):
 
 
 def _tokens(text: str) -> list[Token]:
-    """Each token by DuckDB's tokenizer (which opens nothing), minus comments, at character offsets.
-
-    The tokenizer counts UTF-8 bytes; `text` is indexed by characters, so each offset is translated.
-    """
-    chars = _char_offsets(text)
+    """Each token by DuckDB's tokenizer (which opens nothing), minus comments."""
+    tokens = duckdb.tokenize(text)
+    offsets = _char_offsets(text, [offset for offset, _ in tokens])
     out = []
-    for byte_offset, kind in duckdb.tokenize(text):
-        if kind == duckdb.token_type.comment:
+    for offset, (_, kind) in zip(offsets, tokens, strict=True):
+        if kind == duckdb.token_type.comment or offset >= len(text):
             continue
-        offset = chars[byte_offset]
         word = _WORD.match(text, offset)
         token = word.group(0).upper() if word else text[offset]
         out.append(Token(offset, token, kind == duckdb.token_type.keyword))
     return out
 
 
-def _char_offsets(text: str) -> list[int]:
-    """For each UTF-8 byte offset of `text` (and its end), the offset of the character it falls in."""
-    offsets = []
-    for position, character in enumerate(text):
-        offsets += [position] * len(character.encode("utf-8"))
-    offsets.append(len(text))
-    return offsets
+def _char_offsets(text: str, byte_offsets: list[int]) -> list[int]:
+    """The tokenizer counts UTF-8 bytes; Python indexes characters (they differ after any non-ASCII)."""
+    if text.isascii():
+        return byte_offsets
+    data = text.encode("utf-8")
+    out, chars, previous = [], 0, 0
+    for offset in byte_offsets:
+        chars += len(data[previous:offset].decode("utf-8", "replace"))
+        previous = offset
+        out.append(chars)
+    return out
 
 
 def first_line(exc: BaseException) -> str:
