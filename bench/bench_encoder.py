@@ -351,7 +351,7 @@ def main() -> None:
         "",
         f"int8 activations are quantized per batch, so an int8 vector depends a little on the batch it was in: "
         f"the first 100 texts embedded alone vs in the length-sorted batches, cosine min {int8_stability:.4f}. "
-        "fp32 is batch-independent (tests/test_embedder.py).",
+        "fp32 is batch-independent (tests/search/test_embedder.py).",
         "",
         "### One query at a time (`embed_query`, a new text each time)",
         "",

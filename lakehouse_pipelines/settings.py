@@ -4,7 +4,7 @@
 part: the lake (`.lake`), S3 (`.aws`), the embedder (`.embedder`), the vector store (`.vectors`) and the
 sidecar's limits (`.sidecar`). Nothing below reads the environment again. The Dagster resources are built from
 the same model (`resources.build_resources`), docs/configuration.md is checked against its fields
-(`tests/test_configuration.py`), and `lakehouse doctor` probes the backends these parts open.
+(`tests/operations/test_deploy.py`), and `lakehouse doctor` probes the backends these parts open.
 
 Field names are the variables' names in lower case, so a variable and its field can't drift apart.
 """

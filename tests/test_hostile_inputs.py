@@ -2,7 +2,7 @@
 
 Every refusal is checked for the same properties: one line naming the problem (file, line, column, field),
 no traceback, and nothing lost (the live manifest byte-identical, the lake tree unchanged). The fuzz tests
-(tests/test_fuzz_*.py) assert the same properties over generated inputs; these are the worked examples.
+(tests/ingest/test_fuzz_ingest.py, tests/sidecar/test_fuzz_sidecar.py) assert the same properties over generated inputs; these are the worked examples.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from lakehouse_pipelines.cli import app
 from tests.conftest import free_port
 from tests.search_support import OllamaStub
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_VARIABLES = (
     "QDRANT_URL",
     "QDRANT_API_KEY",

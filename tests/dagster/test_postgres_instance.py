@@ -31,7 +31,7 @@ from lakehouse_pipelines.datasets import load_specs
 from resources.lake_resource import LakeResource
 from tests.conftest import free_port, wait_for_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
 PASSWORD = "pg-test-password"
 

@@ -23,14 +23,14 @@ from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.search.embeddings_build import current_embeddings
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.settings import LakehouseSettings
-from tests.test_consistency import assert_consistent
+from tests.lake.test_consistency import assert_consistent
 
 pytestmark = pytest.mark.slow
 
 STAGES = ("ingest", "register", "embed", "upsert")
 TRIALS_PER_STAGE = 3
 ROWS_PER_DROP = 60
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_chain(drops: list[Path], kill_after: str | None = None, delay: float = 0.0) -> int:

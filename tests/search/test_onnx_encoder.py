@@ -36,7 +36,7 @@ from lakehouse_pipelines.search.vectors.protocol import HnswSettings
 from lakehouse_pipelines.settings import EmbedderSettings
 from tests.search_support import local_embedder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKERS = load_specs()["workers"]
 QUERIES = ["forklift operator", "welder", "dental hygienist", "TIG welder who reads blueprints"]
 

@@ -23,7 +23,7 @@ from lakehouse_pipelines.cli import app
 from lakehouse_pipelines.settings import LakehouseSettings
 from tests.conftest import free_port, stop_process_group, wait_for_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CODE_DIRS = ("lakehouse_pipelines", "assets", "resources", "schemas")
 ENV_NAME = re.compile(r"(LAKEHOUSE|QDRANT|OLLAMA|AWS|DAGSTER)_[A-Z0-9_]+")

@@ -29,7 +29,7 @@ from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.settings import DEFAULT_AUDIT_CRON as DEFAULT_CRON
 from resources.lake_resource import LakeResource
-from tests.test_audit_domain import shifted_copy
+from tests.audit.test_audit_domain import shifted_copy
 
 WORKERS = load_specs()["workers"]
 DOWNSTREAM = dg.AssetKey(["workers", "downstream"])

@@ -27,7 +27,7 @@ from lakehouse_pipelines.search.embeddings_build import pointer_key
 from tests.search_support import materialize_search
 
 WORKERS = load_specs()["workers"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROWS = 400
 # One unit as its own Dagster run, in a process of its own. `slow` stalls the embedder on its first batch,
 # so the test can kill the run mid-way with nothing of that unit published.

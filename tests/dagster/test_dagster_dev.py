@@ -13,7 +13,7 @@ import httpx
 
 from tests.conftest import free_port, stop_process_group, wait_for_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   name assetNodes { assetKey { path } } sensors { name sensorState { status } }
   schedules { name scheduleState { status } } } } } }"""

@@ -1,0 +1,1 @@
+"""CSV in: inference by the contract's rules, conversion, contracts, hostile files."""

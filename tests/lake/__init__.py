@@ -1,0 +1,1 @@
+"""The lake: storage backends, the catalog, keys and fingerprints, faults and crashes."""

@@ -1,0 +1,1 @@
+"""Entry points and operations: the CLI, doctor, deploy recipes, MCP."""

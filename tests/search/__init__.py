@@ -1,0 +1,1 @@
+"""Embedders, the ONNX encoder, embedding units, the vector store and the search service."""
