@@ -19,7 +19,12 @@ from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, St
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.search.service import SearchService, search_service
 from lakehouse_pipelines.settings import LakehouseSettings, SidecarSettings
-from lakehouse_pipelines.sidecar import routes_catalog, routes_search, routes_sql
+from lakehouse_pipelines.sidecar import (
+    routes_catalog,
+    routes_search,
+    routes_sql,
+    routes_versions,
+)
 from lakehouse_pipelines.sidecar.access_log import AccessLog
 from lakehouse_pipelines.sidecar.auth import BearerAuth
 from lakehouse_pipelines.sidecar.body_limit import BodyLimit
@@ -76,6 +81,7 @@ def create_app(
     app.state.settings = settings
     app.state.search = search
     app.include_router(routes_catalog.router)
+    app.include_router(routes_versions.router)
     app.include_router(routes_sql.router)
     app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)

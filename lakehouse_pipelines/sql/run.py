@@ -19,6 +19,7 @@ from lakehouse_pipelines.ingest.csv_file import quote_ident
 from lakehouse_pipelines.sql import formats
 from lakehouse_pipelines.sql.deadlines import Deadlines
 from lakehouse_pipelines.sql.guard import check_read_only, first_line
+from lakehouse_pipelines.sql.versions import VersionViews
 from lakehouse_pipelines.sql.views import ViewManager
 
 BATCH_ROWS = 2_048
@@ -50,6 +51,7 @@ class Running:
     duckdb_types: list[str]
     timeout: float
     datasets: list[str] = field(default_factory=list)
+    versions: VersionViews | None = None
 
     @property
     def names(self) -> list[str]:
@@ -64,7 +66,7 @@ class Running:
             except StopIteration:
                 return
             except (duckdb.Error, OSError, pa.ArrowException) as exc:
-                raise translate(exc, self.timeout, self.datasets) from None
+                raise translate(exc, self.timeout, self.datasets, self.versions) from None
             yield batch.slice(0, left) if batch.num_rows > left else batch
             left -= batch.num_rows
 
@@ -88,8 +90,8 @@ def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
     except (duckdb.Error, OSError) as exc:
         DEADLINES.disarm(ticket)
         cursor.close()
-        raise translate(exc, timeout, views.datasets) from None
-    return Running(cursor, ticket, reader, types, timeout, views.datasets)
+        raise translate(exc, timeout, views.datasets, views.versions) from None
+    return Running(cursor, ticket, reader, types, timeout, views.datasets, views.versions)
 
 
 def _timetz_as_text(sql: str, description: list) -> str:
@@ -135,7 +137,9 @@ def stream(running: Running, media_type: str, max_rows: int) -> Iterator[bytes]:
         running.close()
 
 
-def translate(exc: BaseException, timeout: float, datasets: list[str]) -> LakehouseError:
+def translate(
+    exc: BaseException, timeout: float, datasets: list[str], versions: VersionViews | None = None
+) -> LakehouseError:
     """DuckDB's error as one line for the user: no SQL echo, no internal path, no credential."""
     if isinstance(exc, duckdb.InterruptException) or "INTERRUPT" in str(exc):
         return QueryTimeout(f"query exceeded the {timeout:g}s time limit and was stopped")
@@ -148,6 +152,9 @@ def translate(exc: BaseException, timeout: float, datasets: list[str]) -> Lakeho
     message = first_line(exc)
     unknown = _UNKNOWN_TABLE.search(message)
     if isinstance(exc, duckdb.CatalogException) and unknown:
+        described = versions.describe_unknown(unknown.group(1), datasets) if versions else None
+        if described:
+            return QueryFailed(described)
         known = ", ".join(datasets) or "none registered yet"
         return QueryFailed(f"unknown table {unknown.group(1)!r}; known datasets: {known}")
     return QueryFailed(_PATH.sub("<path>", message))
