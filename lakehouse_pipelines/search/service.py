@@ -237,8 +237,16 @@ class SearchService:
         self.store.close()
 
     def search(
-        self, dataset: str, query: str, *, k: int = 10, filter: Any = None, ef: int | None = None
+        self,
+        dataset: str,
+        query: str,
+        *,
+        k: int = 10,
+        filter: Any = None,
+        ef: int | None = None,
+        max_k: int = MAX_K,
     ) -> SearchResult:
+        """Top-k hits; `max_k` is the caller's cap on k (`/search`: MAX_K; a hybrid SQL relation: more)."""
         try:
             validate_dataset_name(dataset)
         except InvalidName:
@@ -248,8 +256,8 @@ class SearchService:
             raise BadSearch("query must not be empty")
         if len(text) > MAX_QUERY_CHARS:
             raise BadSearch(f"query is longer than {MAX_QUERY_CHARS} characters")
-        if not 1 <= k <= MAX_K:
-            raise BadSearch(f"k must be between 1 and {MAX_K}")
+        if not 1 <= k <= max_k:
+            raise BadSearch(f"k must be between 1 and {max_k}")
         if ef is not None and not 1 <= ef <= MAX_EF:
             raise BadSearch(f"ef must be between 1 and {MAX_EF}")
         info = self.store.info(dataset)

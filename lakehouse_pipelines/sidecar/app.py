@@ -1,7 +1,8 @@
 """The FastAPI app factory: shared state on `app.state`, routers from their own modules, errors as JSON.
 
 `app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request),
-`app.state.settings` (SidecarSettings) and `app.state.search` (SearchService) are built once per process;
+`app.state.settings` (SidecarSettings), `app.state.search` (SearchService) and `app.state.declarations`
+(the dataset declarations, re-read when a file changes) are built once per process;
 a router added later reads them from `request.app.state`. Every error is `{"error": "<message>"}` (or FastAPI's `detail` for validation),
 never a stack trace.
 """
@@ -15,6 +16,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from lakehouse_pipelines.datasets import schemas_dir
+from lakehouse_pipelines.declarations import Declarations
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.search.service import SearchService, search_service
@@ -80,6 +83,7 @@ def create_app(
     app.state.views = views
     app.state.settings = settings
     app.state.search = search
+    app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))
     app.include_router(routes_catalog.router)
     app.include_router(routes_versions.router)
     app.include_router(routes_sql.router)

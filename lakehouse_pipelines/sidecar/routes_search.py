@@ -30,6 +30,7 @@ from lakehouse_pipelines.search.service import (
 router = APIRouter()
 SEARCH_THREADS = 2
 _search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
+SEARCH_LIMITER = _search_threads  # hybrid SQL's searches (`sidecar/hybrid.py`) share the same threads
 
 
 class SearchRequest(BaseModel):

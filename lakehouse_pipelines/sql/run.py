@@ -8,7 +8,7 @@ JSON reads at most `max_rows + 1` rows (the extra one says `truncated`), CSV and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -75,12 +75,20 @@ class Running:
         self.cursor.close()
 
 
-def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
-    """Check the SQL, then execute it on a fresh cursor with the deadline armed."""
+def start(
+    views: ViewManager, sql: str, *, timeout: float, relations: Mapping[str, pa.Table] | None = None
+) -> Running:
+    """Check the SQL, then execute it on a fresh cursor with the deadline armed.
+
+    `relations` (hybrid search hits, `hybrid.py`) are registered on that cursor only: visible to this one
+    statement, gone when the cursor closes, and read-only (DuckDB refuses to write to a registered table).
+    """
     check_read_only(sql)
     cursor = views.cursor()
     ticket = DEADLINES.arm(cursor, timeout)
     try:
+        for name, table in (relations or {}).items():
+            cursor.register(name, table)
         cursor.execute(sql)
         types = [str(d[1]) for d in cursor.description or []]
         if TIMETZ in types:
@@ -106,9 +114,16 @@ def _timetz_as_text(sql: str, description: list) -> str:
     return f"SELECT {columns} FROM ({sql.rstrip().rstrip(';')}\n)"
 
 
-def run_json(views: ViewManager, sql: str, *, timeout: float, max_rows: int) -> dict:
+def run_json(
+    views: ViewManager,
+    sql: str,
+    *,
+    timeout: float,
+    max_rows: int,
+    relations: Mapping[str, pa.Table] | None = None,
+) -> dict:
     """The `/sql` JSON body: columns with DuckDB types, at most `max_rows` rows, and `truncated`."""
-    running = start(views, sql, timeout=timeout)
+    running = start(views, sql, timeout=timeout, relations=relations)
     try:
         rows: list[list] = []
         for batch in running.batches(max_rows + 1):
