@@ -26,6 +26,7 @@ from lakehouse_pipelines.sidecar import (
     routes_catalog,
     routes_search,
     routes_sql,
+    routes_validate,
     routes_versions,
 )
 from lakehouse_pipelines.sidecar.access_log import AccessLog
@@ -86,6 +87,7 @@ def create_app(
     app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))
     app.include_router(routes_catalog.router)
     app.include_router(routes_versions.router)
+    app.include_router(routes_validate.router)
     app.include_router(routes_sql.router)
     app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)
