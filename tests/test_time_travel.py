@@ -248,3 +248,17 @@ def test_a_new_dataset_and_its_versions_appear_without_a_restart(lake, tmp_path)
         drop(lake, tmp_path, "a", 10, 1)
         wait_for_version(client, 1)
         assert rows(client, "SELECT count(*) FROM as_of('workers', now())") == [[10]]
+
+
+@pytest.mark.s3
+def test_versions_on_an_s3_lake(s3_lake: Lake, tmp_path):
+    """The same views over s3:// objects, created after the engine is locked to the lake's prefix."""
+    drop(s3_lake, tmp_path, "a", 30, 1)
+    with TestClient(create_app(s3_lake, SidecarSettings(refresh_interval=0.1))) as client:
+        drop(s3_lake, tmp_path, "b", 20, 101)
+        wait_for_version(client, 2)
+        assert rows(client, "SELECT count(*) FROM version('workers', 1)") == [[30]]
+        assert rows(client, "SELECT count(*) FROM added('workers', 1, 2)") == [[20]]
+        assert [v["version"] for v in client.get("/datasets/workers/versions").json()["versions"]] == [1, 2]
+        outside = sql(client, "SELECT * FROM read_parquet('s3://elsewhere/x.parquet')")
+        assert outside.status_code == 400
