@@ -245,8 +245,10 @@ class SearchService:
         filter: Any = None,
         ef: int | None = None,
         max_k: int = MAX_K,
+        ids_only: bool = False,
     ) -> SearchResult:
-        """Top-k hits; `max_k` is the caller's cap on k (`/search`: MAX_K; a hybrid SQL relation: more)."""
+        """Top-k hits; `max_k` is the caller's cap on k (`/search`: MAX_K; a hybrid SQL relation: more), and
+        `ids_only` leaves the payloads out of the hits (a hybrid relation joins the rows in SQL instead)."""
         try:
             validate_dataset_name(dataset)
         except InvalidName:
@@ -272,7 +274,7 @@ class SearchService:
         started = time.perf_counter()
         vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
         embedded = time.perf_counter()
-        hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef)
+        hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef, ids_only=ids_only)
         done = time.perf_counter()
         return SearchResult(
             dataset=dataset,

@@ -159,7 +159,13 @@ def search_relations(
     relations = []
     for name, search in searches.items():
         result = service.search(
-            search.dataset, search.query, k=search.k, filter=search.filter, ef=search.ef, max_k=MAX_HYBRID_K
+            search.dataset,
+            search.query,
+            k=search.k,
+            filter=search.filter,
+            ef=search.ef,
+            max_k=MAX_HYBRID_K,
+            ids_only=True,
         )
         column = id_column(declarations, search.dataset)
         if column in HIT_COLUMNS:
