@@ -169,8 +169,8 @@ def search_relations(
         )
         column = id_column(declarations, search.dataset)
         if column in HIT_COLUMNS:
-            raise LakehouseError(
-                f"dataset {search.dataset!r}: id column {column!r} clashes with a hit column"
+            raise BadSearch(
+                f"dataset {search.dataset!r}: its id column {column!r} is also a hit column's name"
             )
         relations.append(
             HitRelation(name, hits_table(result, column, _id_type(views, search.dataset, column)), result)
