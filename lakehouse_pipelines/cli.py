@@ -148,11 +148,12 @@ def sample(
     out: Path = typer.Argument(..., help="CSV file to write"),
     rows: int = typer.Option(2_000, help="number of worker rows"),
     seed: int = typer.Option(7, help="random seed; the same seed gives the same file"),
+    first_id: int = typer.Option(1, help="worker_id of the first row (a later drop of new workers)"),
 ) -> None:
     """Write a deterministic sample workers CSV."""
     from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 
-    write_workers_csv(out, rows, seed)
+    write_workers_csv(out, rows, seed, first_id)
     console.print(literal(f"wrote {rows:,} workers to {out}"), highlight=False)
 
 

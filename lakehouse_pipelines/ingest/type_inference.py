@@ -139,6 +139,20 @@ def _scan_batch(
     return rows, evidence
 
 
+def fits_sql(logical_type: str, name: str) -> str:
+    """SQL that is true when text column `name` is empty or fits `logical_type`: the rule inference applies
+    to every value (record validation checks a record's field with it). Any text fits `string`."""
+    if logical_type == "string":
+        return "true"
+    v = _value(name)
+    return f"({v} IS NULL OR coalesce({_fits(logical_type, v)}, false))"
+
+
+def cast_column_sql(column: Column, zoned: bool) -> str:
+    """SQL of text column `column.name` cast to its logical type, as ingest writes it (`zoned`: as UTC)."""
+    return _cast(column, zoned)
+
+
 def cast_sql(schema: InferredSchema) -> str:
     """The SELECT list that turns the text columns into their inferred types."""
     return ", ".join(f"{_cast(c, c.name in schema.zoned)} AS {quote_ident(c.name)}" for c in schema.columns)

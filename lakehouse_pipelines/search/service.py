@@ -303,8 +303,18 @@ class SearchService:
         self.store.close()
 
     def search(
-        self, dataset: str, query: str, *, k: int = 10, filter: Any = None, ef: int | None = None
+        self,
+        dataset: str,
+        query: str,
+        *,
+        k: int = 10,
+        filter: Any = None,
+        ef: int | None = None,
+        max_k: int = MAX_K,
+        ids_only: bool = False,
     ) -> SearchResult:
+        """Top-k hits; `max_k` is the caller's cap on k (`/search`: MAX_K; a hybrid SQL relation: more), and
+        `ids_only` leaves the payloads out of the hits (a hybrid relation joins the rows in SQL instead)."""
         try:
             validate_dataset_name(dataset)
         except InvalidName:
@@ -316,8 +326,8 @@ class SearchService:
             raise BadSearch("query must be valid Unicode text (it holds a lone surrogate)")
         if len(text) > MAX_QUERY_CHARS:
             raise BadSearch(f"query is longer than {MAX_QUERY_CHARS} characters")
-        if not 1 <= k <= MAX_K:
-            raise BadSearch(f"k must be between 1 and {MAX_K}")
+        if not 1 <= k <= max_k:
+            raise BadSearch(f"k must be between 1 and {max_k}")
         if ef is not None and not 1 <= ef <= MAX_EF:
             raise BadSearch(f"ef must be between 1 and {MAX_EF}")
         info = self.store.info(dataset)
@@ -333,7 +343,7 @@ class SearchService:
         vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
         embedded = time.perf_counter()
         try:
-            hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef)
+            hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef, ids_only=ids_only)
         except BaseException as exc:
             # A Rust panic in Qdrant Edge is a BaseException (PyO3's PanicException): not even the app's
             # catch-all handler would see it. Validation above is what keeps inputs from causing one.

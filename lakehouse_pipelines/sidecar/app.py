@@ -1,10 +1,11 @@
 """The FastAPI app factory: shared state on `app.state`, routers from their own modules, errors as JSON.
 
 `app.state.lake` (Lake), `app.state.views` (ViewManager: the DuckDB engine, a cursor per request),
-`app.state.settings` (SidecarSettings) and `app.state.search` (SearchService) are built once per process;
-a router added later reads them from `request.app.state` and parses its body strictly (`route_class=
-StrictJsonRoute`, bodies.py). Every error is `{"error": "<message>"}` (validation errors also carry `detail`:
-locations and messages, never the submitted values), never a stack trace.
+`app.state.settings` (SidecarSettings), `app.state.search` (SearchService) and `app.state.declarations`
+(the dataset declarations, re-read when a file changes) are built once per process; a router added later
+reads them from `request.app.state` and parses its body strictly (`route_class=StrictJsonRoute`, bodies.py).
+Every error is `{"error": "<message>"}` (validation errors also carry `detail`: locations and messages,
+never the submitted values), never a stack trace.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from lakehouse_pipelines.datasets import schemas_dir
+from lakehouse_pipelines.declarations import Declarations
 from lakehouse_pipelines.errors import InvalidName, LakehouseError, NotFound, StorageUnavailable
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.search.service import SearchService, search_service
 from lakehouse_pipelines.settings import LakehouseSettings, SidecarSettings
-from lakehouse_pipelines.sidecar import routes_catalog, routes_search, routes_sql
+from lakehouse_pipelines.sidecar import (
+    routes_catalog,
+    routes_search,
+    routes_sql,
+    routes_validate,
+    routes_versions,
+)
 from lakehouse_pipelines.sidecar.access_log import AccessLog
 from lakehouse_pipelines.sidecar.auth import BearerAuth
 from lakehouse_pipelines.sidecar.bodies import safe_text, validation_error
@@ -78,7 +87,10 @@ def create_app(
     app.state.views = views
     app.state.settings = settings
     app.state.search = search
+    app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))
     app.include_router(routes_catalog.router)
+    app.include_router(routes_versions.router)
+    app.include_router(routes_validate.router)
     app.include_router(routes_sql.router)
     app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)

@@ -31,6 +31,9 @@ from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute, safe_text
 router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 SEARCH_THREADS = 2
 _search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
+SEARCH_LIMITER = (
+    _search_threads  # hybrid SQL's searches (`sidecar/hybrid_searches.py`) share the same threads
+)
 
 
 class SearchRequest(BaseModel):

@@ -1,4 +1,8 @@
-"""`POST /sql`: one read query over the dataset views, as JSON, CSV or an Arrow IPC stream."""
+"""`POST /sql`: one read query over the dataset views, as JSON, CSV or an Arrow IPC stream.
+
+With `search`, named semantic searches run first and their hits are relations of the statement
+(`sql/hybrid.py`, `sidecar/hybrid_searches.py`); the statement still goes through the same guard, deadline and cap.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
+from lakehouse_pipelines.sidecar.hybrid_searches import hit_relations
 from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlResponse
 from lakehouse_pipelines.sql import formats
 from lakehouse_pipelines.sql import run as query
@@ -19,9 +24,14 @@ _RESPONSES = {
         "description": "the result; CSV and Arrow IPC are streamed",
         "content": {formats.CSV: {}, formats.ARROW: {}},
     },
-    400: {"model": ErrorBody, "description": "bad SQL, unknown table, not a read query, time limit"},
+    400: {
+        "model": ErrorBody,
+        "description": "bad SQL, unknown table or version, not a read query, time limit; bad search name or filter",
+    },
+    404: {"model": ErrorBody, "description": "a named search's dataset is unknown or has no search index"},
     406: {"model": ErrorBody, "description": "no acceptable output format"},
-    503: {"model": ErrorBody, "description": "a dataset's files could not be read"},
+    409: {"model": ErrorBody, "description": "a named search's index was built by another model"},
+    503: {"model": ErrorBody, "description": "a dataset's files (or a search index) could not be read"},
 }
 
 
@@ -30,18 +40,36 @@ async def run_sql(body: SqlRequest, request: Request):
     """Run one read query (SELECT, WITH, EXPLAIN, DESCRIBE, SUMMARIZE) over the datasets' views.
 
     JSON holds at most the row cap and says `truncated`; `Accept: text/csv` or
-    `application/vnd.apache.arrow.stream` streams up to the (larger) stream cap instead.
+    `application/vnd.apache.arrow.stream` streams up to the (larger) stream cap instead. Every version of
+    a dataset is `version('<name>', N)` / `as_of('<name>', TIMESTAMP '...')`; `search` names semantic
+    searches whose hits are relations `(<id column>, score, match, rank)` of this statement only.
     """
     media_type = formats.negotiate(request.headers.get("accept"))
-    check_read_only(body.sql)  # cheap: refuse before taking a thread
+    check_read_only(body.sql)  # cheap: refuse before taking a thread (or running a search)
     state = request.app.state
     limits = state.settings
+    relations, summaries = None, None
+    if body.search:
+        found = await hit_relations(request, body.search)
+        if isinstance(found, JSONResponse):
+            return found
+        relations = {r.name: r.table for r in found}
+        summaries = {r.name: r.summary() for r in found}
     if media_type == formats.JSON:
         result = await run_in_threadpool(
-            query.run_json, state.views, body.sql, timeout=limits.query_timeout, max_rows=limits.max_rows
+            query.run_json,
+            state.views,
+            body.sql,
+            timeout=limits.query_timeout,
+            max_rows=limits.max_rows,
+            relations=relations,
         )
+        if summaries is not None:
+            result["search"] = summaries
         return JSONResponse(result)
-    running = await run_in_threadpool(query.start, state.views, body.sql, timeout=limits.query_timeout)
+    running = await run_in_threadpool(
+        query.start, state.views, body.sql, timeout=limits.query_timeout, relations=relations
+    )
     return StreamingResponse(
         query.stream(running, media_type, limits.max_stream_rows),
         media_type=media_type,

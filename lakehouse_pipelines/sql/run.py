@@ -8,7 +8,7 @@ JSON reads at most `max_rows + 1` rows (the extra one says `truncated`), CSV and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -19,6 +19,7 @@ from lakehouse_pipelines.ingest.csv_file import quote_ident
 from lakehouse_pipelines.sql import formats
 from lakehouse_pipelines.sql.deadlines import Deadlines
 from lakehouse_pipelines.sql.guard import check_read_only, first_line
+from lakehouse_pipelines.sql.versions import VersionViews
 from lakehouse_pipelines.sql.views import ViewManager
 
 BATCH_ROWS = 2_048
@@ -50,6 +51,7 @@ class Running:
     duckdb_types: list[str]
     timeout: float
     datasets: list[str] = field(default_factory=list)
+    versions: VersionViews | None = None
 
     @property
     def names(self) -> list[str]:
@@ -64,7 +66,7 @@ class Running:
             except StopIteration:
                 return
             except (duckdb.Error, OSError, pa.ArrowException) as exc:
-                raise translate(exc, self.timeout, self.datasets) from None
+                raise translate(exc, self.timeout, self.datasets, self.versions) from None
             yield batch.slice(0, left) if batch.num_rows > left else batch
             left -= batch.num_rows
 
@@ -73,12 +75,20 @@ class Running:
         self.cursor.close()
 
 
-def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
-    """Check the SQL, then execute it on a fresh cursor with the deadline armed."""
+def start(
+    views: ViewManager, sql: str, *, timeout: float, relations: Mapping[str, pa.Table] | None = None
+) -> Running:
+    """Check the SQL, then execute it on a fresh cursor with the deadline armed.
+
+    `relations` (hybrid search hits, `hybrid.py`) are registered on that cursor only: visible to this one
+    statement, gone when the cursor closes, and read-only (DuckDB refuses to write to a registered table).
+    """
     check_read_only(sql)
     cursor = views.cursor()
     ticket = DEADLINES.arm(cursor, timeout)
     try:
+        for name, table in (relations or {}).items():
+            cursor.register(name, table)
         cursor.execute(sql)
         types = [str(d[1]) for d in cursor.description or []]
         if TIMETZ in types:
@@ -88,8 +98,8 @@ def start(views: ViewManager, sql: str, *, timeout: float) -> Running:
     except (duckdb.Error, OSError) as exc:
         DEADLINES.disarm(ticket)
         cursor.close()
-        raise translate(exc, timeout, views.datasets) from None
-    return Running(cursor, ticket, reader, types, timeout, views.datasets)
+        raise translate(exc, timeout, views.datasets, views.versions) from None
+    return Running(cursor, ticket, reader, types, timeout, views.datasets, views.versions)
 
 
 def _timetz_as_text(sql: str, description: list) -> str:
@@ -104,9 +114,16 @@ def _timetz_as_text(sql: str, description: list) -> str:
     return f"SELECT {columns} FROM ({sql.rstrip().rstrip(';')}\n)"
 
 
-def run_json(views: ViewManager, sql: str, *, timeout: float, max_rows: int) -> dict:
+def run_json(
+    views: ViewManager,
+    sql: str,
+    *,
+    timeout: float,
+    max_rows: int,
+    relations: Mapping[str, pa.Table] | None = None,
+) -> dict:
     """The `/sql` JSON body: columns with DuckDB types, at most `max_rows` rows, and `truncated`."""
-    running = start(views, sql, timeout=timeout)
+    running = start(views, sql, timeout=timeout, relations=relations)
     try:
         rows: list[list] = []
         for batch in running.batches(max_rows + 1):
@@ -135,7 +152,9 @@ def stream(running: Running, media_type: str, max_rows: int) -> Iterator[bytes]:
         running.close()
 
 
-def translate(exc: BaseException, timeout: float, datasets: list[str]) -> LakehouseError:
+def translate(
+    exc: BaseException, timeout: float, datasets: list[str], versions: VersionViews | None = None
+) -> LakehouseError:
     """DuckDB's error as one line for the user: no SQL echo, no internal path, no credential."""
     if isinstance(exc, duckdb.InterruptException) or "INTERRUPT" in str(exc):
         return QueryTimeout(f"query exceeded the {timeout:g}s time limit and was stopped")
@@ -148,6 +167,9 @@ def translate(exc: BaseException, timeout: float, datasets: list[str]) -> Lakeho
     message = first_line(exc)
     unknown = _UNKNOWN_TABLE.search(message)
     if isinstance(exc, duckdb.CatalogException) and unknown:
+        described = versions.describe_unknown(unknown.group(1), datasets) if versions else None
+        if described:
+            return QueryFailed(described)
         known = ", ".join(datasets) or "none registered yet"
         return QueryFailed(f"unknown table {unknown.group(1)!r}; known datasets: {known}")
     return QueryFailed(_PATH.sub("<path>", message))

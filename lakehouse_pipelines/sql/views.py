@@ -25,6 +25,7 @@ from lakehouse_pipelines.lake import duckdb_connection as engine
 from lakehouse_pipelines.lake.catalog import Manifest
 from lakehouse_pipelines.lake.storage import LocalStorage, S3Storage
 from lakehouse_pipelines.settings import AwsSettings, LakehouseSettings, SidecarSettings
+from lakehouse_pipelines.sql.versions import VersionViews
 
 log = logging.getLogger("lakehouse.sidecar.views")
 
@@ -42,7 +43,7 @@ class ViewState:
 
 
 class ViewManager:
-    """The per-process DuckDB engine and the dataset views it serves."""
+    """The per-process DuckDB engine and the dataset views it serves, with every version's (`versions.py`)."""
 
     def __init__(
         self,
@@ -71,6 +72,8 @@ class ViewManager:
         self._con.execute("SET allow_persistent_secrets = false")
         if is_s3:
             create_s3_secret(self._con, aws or LakehouseSettings().aws)
+        self.versions = VersionViews(lake)
+        self.versions.install(self._con)
         self.refresh()
         _lock_engine(self._con, [lake_root(lake), f"{spill}/"])
 
@@ -105,14 +108,20 @@ class ViewManager:
                     if self._views.get(name) == state:
                         continue
                     cur.execute(view_sql(self.lake, manifest))
+                    self.versions.sync(cur, manifest)  # before the state: a failed sync is retried
                     self._views[name] = state
                     changed.append(name)
                 for name in set(self._views) - set(manifests):
                     cur.execute(f'DROP VIEW IF EXISTS "{name}"')
+                    self.versions.drop(cur, name)
                     del self._views[name]
                     changed.append(name)
             finally:
-                cur.close()
+                try:
+                    if changed:  # also when a later dataset failed: as_of knows the versions served so far
+                        self.versions.refresh_as_of(cur)
+                finally:
+                    cur.close()
             return changed
 
     def start(self) -> None:

@@ -85,11 +85,36 @@ def test_an_mcp_client_lists_and_calls_every_tool(mcp_home: Path):
             ("search", {"dataset": "workers", "query": "forklift operator", "k": 3}),
             ("search", {"dataset": "workers", "query": "welder", "k": 5, "filter": {"state": "OH"}}),
             ("embed_text", {"text": "forklift operator"}),
+            (
+                "hybrid_query",
+                {
+                    "sql": "SELECT w.role, h.rank FROM hits h JOIN workers w USING (worker_id) ORDER BY h.rank",
+                    "search": {"hits": {"dataset": "workers", "query": "forklift operator", "k": 200}},
+                    "max_rows": 10,
+                },
+            ),
+            ("list_versions", {"name": "workers"}),
+            ("query_sql", {"sql": "SELECT count(*) FROM version('workers', 1)"}),
+            (
+                "validate_records",
+                {"dataset": "workers", "records": [{"worker_id": "x", "state": "IL"}, {"state": "Ohio"}]},
+            ),
         ],
     )
-    assert {t.name for t in tools} == {"list_datasets", "get_manifest", "query_sql", "search", "embed_text"}
+    assert {t.name for t in tools} == {
+        "list_datasets",
+        "get_manifest",
+        "query_sql",
+        "search",
+        "embed_text",
+        "hybrid_query",
+        "list_versions",
+        "validate_records",
+    }
     assert all(t.annotations.read_only_hint for t in tools)
-    listed, manifest, by_state, capped, found, filtered, embedded = map(payload, results)
+    listed, manifest, by_state, capped, found, filtered, embedded, joined, versions, old, checked = map(
+        payload, results
+    )
 
     assert [(d["name"], d["row_count"]) for d in listed["datasets"]] == [("workers", ROWS)]
     assert manifest["name"] == "workers"
@@ -106,6 +131,18 @@ def test_an_mcp_client_lists_and_calls_every_tool(mcp_home: Path):
     assert embedded["model"] == "all-MiniLM-L6-v2" and embedded["dim"] == 384
     assert sum(x * x for x in embedded["vector"]) == pytest.approx(1.0, abs=1e-4)
 
+    assert joined["row_count"] == 10 and joined["truncated"] is True
+    assert [r[1] for r in joined["rows"]] == list(range(1, 11))
+    assert joined["rows"][0][0] == "Forklift Operator"
+    assert joined["search"]["hits"]["hits"] == ROWS  # k above the row count: every row
+    assert [(v["version"], v["row_count"]) for v in versions["versions"]] == [(1, ROWS)]
+    assert old["rows"] == [[ROWS]]
+    assert checked["valid"] is False and checked["counts"]["records"] == 2
+    assert (0, "worker_id", "type") in {(e["record"], e["field"], e["rule"]) for e in checked["errors"]}
+    assert (1, "state", "str_matches('^[A-Z]{2}$')") in {
+        (e["record"], e["field"], e["rule"]) for e in checked["errors"]
+    }
+
 
 def test_writes_and_unknown_names_are_tool_errors_and_the_lake_is_untouched(mcp_home: Path):
     lake_files = sorted(p.relative_to(mcp_home) for p in (mcp_home / "lake").rglob("*") if p.is_file())
@@ -120,6 +157,24 @@ def test_writes_and_unknown_names_are_tool_errors_and_the_lake_is_untouched(mcp_
             ("get_manifest", {"name": "nope"}),
             ("search", {"dataset": "nope", "query": "welder"}),
             ("search", {"dataset": "workers", "query": "welder", "filter": {"resume": "x"}}),
+            (
+                "hybrid_query",
+                {
+                    "sql": "INSERT INTO hits VALUES (1, 1.0, 'high', 1)",
+                    "search": {"hits": {"dataset": "workers", "query": "welder"}},
+                },
+            ),
+            (
+                "hybrid_query",
+                {"sql": "SELECT * FROM workers", "search": {"workers": {"dataset": "workers", "query": "x"}}},
+            ),
+            (
+                "hybrid_query",
+                {"sql": "SELECT 1", "search": {"h": {"dataset": "workers", "query": "x", "k": 5000}}},
+            ),
+            ("query_sql", {"sql": "SELECT * FROM version('workers', 9)"}),
+            ("list_versions", {"name": "nope"}),
+            ("validate_records", {"dataset": "nope", "records": []}),
         ],
     )
     assert all(r.is_error for r in results)
@@ -132,5 +187,10 @@ def test_writes_and_unknown_names_are_tool_errors_and_the_lake_is_untouched(mcp_
     assert "no dataset 'nope'" in messages[5]
     assert "nope" in messages[6]
     assert "cannot filter on 'resume'" in messages[7]
+    assert "INSERT statements are not allowed" in messages[8]
+    assert "is the name of a dataset" in messages[9]
+    assert "k must be between 1 and 1000" in messages[10]
+    assert "has no version 9; its versions are 1" in messages[11]
+    assert "no dataset 'nope'" in messages[12] and "no dataset 'nope'" in messages[13]
     after = sorted(p.relative_to(mcp_home) for p in (mcp_home / "lake").rglob("*") if p.is_file())
     assert after == lake_files

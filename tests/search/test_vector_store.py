@@ -113,6 +113,11 @@ def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):
     odd = store.search("points", vectors[0], k=20, conditions=(Condition("even", "match", False, "bool"),))
     assert odd and all(h.payload["even"] is False for h in odd)
     assert set(odd[0].payload) == set(PAYLOAD_TYPES)  # internal bookkeeping keys never reach a hit
+    bare = store.search("points", vectors[0], k=20, ids_only=True)  # what a hybrid SQL relation reads
+    assert [(h.id, h.score) for h in bare] == [
+        (h.id, h.score) for h in store.search("points", vectors[0], k=20)
+    ]
+    assert all(h.payload == {} for h in bare)
     store.close()
 
 
@@ -219,6 +224,14 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
         "points", vectors[10], k=5, conditions=(Condition("label", "match", "v1-1", "keyword"),)
     )
     assert hits[0].id == 10 and all(h.payload["label"] == "v1-1" for h in hits)
+    bare = store.search(
+        "points",
+        vectors[10],
+        k=5,
+        conditions=(Condition("label", "match", "v1-1", "keyword"),),
+        ids_only=True,
+    )
+    assert [h.id for h in bare] == [h.id for h in hits] and all(h.payload == {} for h in bare)
     ranged = store.search(
         "points", vectors[10], k=5, conditions=(Condition("weight", "range", {"lt": 5.0}, "float"),)
     )

@@ -33,6 +33,7 @@ from lakehouse_pipelines.search.vectors.edge_reader import EdgeReader, process_a
 from lakehouse_pipelines.search.vectors.protocol import (
     BOOL_TWIN,
     ROW_HASH_KEY,
+    ROW_ID_KEY,
     CollectionInfo,
     Condition,
     DiffCounts,
@@ -240,8 +241,9 @@ class EdgeVectorStore:
         k: int,
         conditions: tuple[Condition, ...] = (),
         ef: int | None = None,
+        ids_only: bool = False,
     ) -> list[Hit]:
-        from qdrant_edge import QuantizationSearchParams, Query, QueryRequest, SearchParams
+        from qdrant_edge import PayloadSelector, QuantizationSearchParams, Query, QueryRequest, SearchParams
 
         request = QueryRequest(
             limit=k,
@@ -251,7 +253,7 @@ class EdgeVectorStore:
                 hnsw_ef=ef or self.hnsw.search_ef,
                 quantization=QuantizationSearchParams(rescore=True, oversampling=self.hnsw.oversampling),
             ),
-            with_payload=True,
+            with_payload=PayloadSelector.Include([ROW_ID_KEY]) if ids_only else True,
         )
         with self._reader(dataset).shard() as (shard, dim):
             check_dim(dataset, dim, len(vector), "the query embedder")

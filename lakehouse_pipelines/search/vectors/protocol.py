@@ -187,7 +187,11 @@ class VectorStore(Protocol):
         k: int,
         conditions: tuple[Condition, ...] = (),
         ef: int | None = None,
-    ) -> list[Hit]: ...
+        ids_only: bool = False,
+    ) -> list[Hit]:
+        """Top-k hits; `ids_only` reads no payload but the row id (a hybrid SQL relation needs no more, and
+        reading 1,000 payloads costs more than the search itself)."""
+        ...
 
     def info(self, dataset: str) -> CollectionInfo | None: ...
 

@@ -15,6 +15,7 @@ from lakehouse_pipelines.errors import NotFound
 from lakehouse_pipelines.lake.keys import validate_dataset_name
 from lakehouse_pipelines.search.vectors.protocol import (
     ROW_HASH_KEY,
+    ROW_ID_KEY,
     CollectionInfo,
     Condition,
     Hit,
@@ -140,6 +141,7 @@ class ServerVectorStore:
         k: int,
         conditions: tuple[Condition, ...] = (),
         ef: int | None = None,
+        ids_only: bool = False,
     ) -> list[Hit]:
         from qdrant_client import models
 
@@ -157,7 +159,7 @@ class ServerVectorStore:
                     rescore=True, oversampling=self.hnsw.oversampling
                 ),
             ),
-            with_payload=True,
+            with_payload=[ROW_ID_KEY] if ids_only else True,
         )
         return [hit_from_payload(p.score, p.payload) for p in response.points]
 
