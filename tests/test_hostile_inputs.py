@@ -513,12 +513,16 @@ def test_every_route_with_a_body_parses_it_strictly(sidecar):
     ]
     assert {("/sql", "post"), ("/search", "post")} <= set(routes)
     for path, method in routes:
-        for body in (b'{"x": NaN}', b'{"x": "\\ud800"}'):
+        url = path.replace("{name}", "t")  # the fixture's dataset: the body, not the name, must be refused
+        for body in (b'{"x": NaN}', b'{"x": "\\ud800"}', b'{"records": [{"worker_id": NaN}]}'):
             response = sidecar.client.request(
-                method, path, content=body, headers={"content-type": "application/json"}
+                method, url, content=body, headers={"content-type": "application/json"}
             )
             assert response.status_code == 422, (path, body, response.text)
-            assert response.json()["detail"][0]["type"] == "json_invalid"
+            answer = response.json()
+            # FastAPI-parsed bodies say json_invalid; a route that reads its body itself (validate) says why
+            assert answer["detail"][0]["type"] == "json_invalid" if "detail" in answer else answer["error"]
+            assert "ud800" not in response.text and "NaN" not in answer.get("detail", "")
 
 
 def test_parse_json_accepts_strict_json_unchanged():

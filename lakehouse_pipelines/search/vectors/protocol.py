@@ -51,12 +51,12 @@ class HnswSettings:
     """The index parameters, always explicit: Edge's `auto` indexing threads used one core.
 
     `int8` keeps a scalar-quantized copy of the vectors in RAM: the HNSW graph is built and searched on it
-    and the best `oversampling` x k candidates are rescored with the original float vectors. `payload_m=0`
-    builds no extra graph links per payload index (with 6 indexed payload fields they tripled the build);
-    filters still use the payload indexes, and a filter narrower than the full-scan threshold is answered
-    exactly. Measured on 100K clustered 384-d vectors with payload indexes (bench/results/pipeline.md):
-    int8 + payload_m 0 builds in 10 s against 20-35 s, recall@10 0.983 at the default search ef of 256
-    (0.999 with payload links). `quantization=None` and `payload_m=None` restore Qdrant's defaults.
+    and the best `oversampling` x k candidates are rescored with the original float vectors. `payload_m` is
+    the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW). With the
+    workers' 11 payload indexes those links are most of the build, and also what keeps recall: at 200K rows
+    (bench/results/pipeline.md) no links built 8x faster but recall@10 fell to 0.86-0.90, while payload_m 8
+    on int8 kept recall 1.000 and built ~1.6x faster than Qdrant's defaults (float vectors, payload_m 16).
+    Quality first: `payload_m=8`. `quantization=None`, `payload_m=None` restore Qdrant's defaults.
     """
 
     m: int = 16
@@ -67,8 +67,8 @@ class HnswSettings:
     indexing_threshold_kb: int = 2_000
     quantization: Literal["int8"] | None = "int8"
     oversampling: float = 3.0
-    payload_m: int | None = 0
-    search_ef: int = 256  # the query-time ef when a search names none
+    payload_m: int | None = 8
+    search_ef: int = 128  # the query-time ef when a search names none
 
 
 @dataclass(frozen=True)
