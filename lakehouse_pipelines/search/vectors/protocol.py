@@ -54,9 +54,11 @@ class HnswSettings:
     and the best `oversampling` x k candidates are rescored with the original float vectors. `payload_m` is
     the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW). With the
     workers' 11 payload indexes those links are most of the build, and also what keeps recall: at 200K rows
-    (bench/results/pipeline.md) no links built 8x faster but recall@10 fell to 0.86-0.90, while payload_m 8
-    on int8 kept recall 1.000 and built ~1.6x faster than Qdrant's defaults (float vectors, payload_m 16).
-    Quality first: `payload_m=8`. `quantization=None`, `payload_m=None` restore Qdrant's defaults.
+    (bench/results/pipeline.md) no links built 8-10x faster but recall@10 fell to 0.86-0.90; payload_m 8 on
+    int8 kept recall 1.000, its build between 0.6x and 1.1x the time of Qdrant's defaults (float vectors,
+    payload_m 16) in two runs on a loaded machine. Quality first: `payload_m=8`. `quantization=None`,
+    `payload_m=None` restore Qdrant's defaults; `payload_m=0` is the fast build for datasets whose recall
+    allows it.
     """
 
     m: int = 16
