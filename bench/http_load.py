@@ -17,9 +17,7 @@ from pathlib import Path
 
 WRK_THREADS = 2
 WRK_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = %(body)s
+%(request)s
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
@@ -56,15 +54,24 @@ def lua_string(text: str) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def wrk_post(url: str, body: dict, *, requests: int, max_seconds: int, connections: int, work: Path) -> dict:
-    """POST `body` to `url` until `requests` answers (or `max_seconds`); scratch files go under `work`."""
+def wrk_post(
+    url: str, body: dict | None, *, requests: int, max_seconds: int, connections: int, work: Path
+) -> dict:
+    """POST `body` to `url` (GET when `body` is None) until `requests` answers (or `max_seconds`); scratch
+    files go under `work`."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (bench/run_all installs it when root)")
     script, markers = work.with_suffix(".lua"), work.with_name(work.name + "_done")
     shutil.rmtree(markers, ignore_errors=True)
     markers.mkdir(parents=True)
     per_thread = -(-requests // WRK_THREADS)
-    script.write_text(
-        WRK_LUA % {"body": lua_string(json.dumps(body)), "per_thread": per_thread, "markers": markers}
+    request = (
+        'wrk.method = "GET"'
+        if body is None
+        else 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {lua_string(json.dumps(body))}"
     )
+    script.write_text(WRK_LUA % {"request": request, "per_thread": per_thread, "markers": markers})
     command = [
         "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s", "--timeout", "5s",
         "-s", str(script), url,

@@ -14,6 +14,7 @@ can be overridden with `LAKEHOUSE_SEARCH_BANDS="weak,strong"`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -41,11 +42,14 @@ from lakehouse_pipelines.search.vectors.protocol import (
 )
 from lakehouse_pipelines.settings import LakehouseSettings
 
+log = logging.getLogger("lakehouse.search")
+
 MAX_K = 100
 MAX_EF = 4096
 MAX_QUERY_CHARS = 2000
 MAX_ANY_VALUES = 100
 RANGE_KEYS = frozenset({"gt", "gte", "lt", "lte"})
+WARM_RETRY_SECONDS = 30.0
 
 
 class BadSearch(LakehouseError):
@@ -297,9 +301,53 @@ class SearchService:
         self.embedder = embedder
         self.cache = QueryCache(cache_size)
         self.bands = bands_for(embedder.model, bands_override)
+        self.readiness = "loading"  # what /health reports: loading, ready, or unavailable (warm-up failed)
+        self._model_warm = False
+        self._stop_warming = threading.Event()
+        self._warmer: threading.Thread | None = None
+
+    def warm(self) -> list[str]:
+        """Open every collection and, once there is one, the model: what a first search would otherwise pay.
+
+        Returns the datasets that have a collection. Without one the model is left unloaded (a sidecar with
+        nothing to search doesn't pay for it) and readiness is still `ready`: every search would be a 404.
+        """
+        datasets = self.store.warm()
+        if datasets and not self._model_warm:
+            self.embedder.embed_query("warm up the model")  # loads it and runs it once; not cached
+            self._model_warm = True
+        self.readiness = "ready"
+        return datasets
+
+    def start_warming(self, interval: float = 2.0) -> None:
+        """`warm()` in a background thread now, then every `interval` seconds (a collection published later
+        opens before its first search) until `close()`. A failed warm-up is logged and retried."""
+        if self._warmer is not None:
+            return
+        self._stop_warming.clear()
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.warm()
+                    wait = interval
+                except Exception as exc:  # e.g. Ollama unreachable: report it, keep serving, try again later
+                    if self.readiness != "unavailable":
+                        log.warning("search warm-up failed: %s", str(exc)[:200])
+                    self.readiness = "unavailable"
+                    wait = max(interval, WARM_RETRY_SECONDS)
+                if self._stop_warming.wait(wait):
+                    return
+
+        self._warmer = threading.Thread(target=loop, name="lakehouse-search-warm-up", daemon=True)
+        self._warmer.start()
 
     def close(self) -> None:
-        """Release the store's handles (Edge readers hold a lock on the version they serve)."""
+        """Stop warming; release the store's handles (Edge readers hold a lock on the version they serve)."""
+        self._stop_warming.set()
+        if self._warmer is not None:
+            self._warmer.join(timeout=30)
+            self._warmer = None
         self.store.close()
 
     def search(

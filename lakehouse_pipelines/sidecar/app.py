@@ -59,8 +59,9 @@ def create_app(
 ) -> FastAPI:
     """Build the sidecar for `lake` (default: from the environment); views are ready when this returns.
 
-    `search` defaults to the configured embedder and vector store; the local model loads on the first
-    search, once per process, never per request.
+    `search` defaults to the configured embedder and vector store. At start-up a background thread opens
+    the model and every collection (`SearchService.start_warming`), so no request pays for them; `/health`
+    says `"search": "ready"` once it has.
     """
     configured = configured or LakehouseSettings()
     lake = lake or Lake.open(configured.lake, aws=configured.aws)
@@ -71,6 +72,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         views.start()
+        search.start_warming(settings.refresh_interval)
         try:
             yield
         finally:

@@ -81,3 +81,7 @@ class DatasetList(BaseModel):
 class Health(BaseModel):
     status: str
     datasets: int
+    search: str = Field(
+        description="loading (the model and indexes are opening), ready, unavailable (warm-up failed, "
+        "retried), or off"
+    )

@@ -17,8 +17,13 @@ router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py
 
 @router.get("/health", response_model=Health, tags=["service"])
 async def health(request: Request) -> dict:
-    """Liveness: open even when a token is required."""
-    return {"status": "ok", "datasets": len(request.app.state.views.datasets)}
+    """Liveness, and whether search has opened its model and indexes: open even when a token is required."""
+    search = getattr(request.app.state, "search", None)
+    return {
+        "status": "ok",
+        "datasets": len(request.app.state.views.datasets),
+        "search": search.readiness if search is not None else "off",
+    }
 
 
 @router.get("/datasets", response_model=DatasetList, tags=["catalog"])

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
@@ -226,3 +227,74 @@ def test_the_sidecar_app_factory_serves_search(service, tmp_path):
     ok = post(app, {"dataset": "workers", "query": "cnc machinist", "k": 2, "filter": {"state": "TX"}})
     assert ok.status_code == 200 and {h["payload"]["state"] for h in ok.json()["hits"]} == {"TX"}
     assert post(app, {"dataset": "ghosts", "query": "cnc machinist"}).status_code == 404
+
+
+class CountingEmbedder:
+    """The module's embedder, counting query embeddings; `fail` makes every call raise."""
+
+    def __init__(self, inner, fail: bool = False):
+        self.inner, self.fail = inner, fail
+        self.model, self.dim = inner.model, inner.dim
+        self.queries = 0
+
+    def embed_documents(self, texts):
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        self.queries += 1
+        if self.fail:
+            raise LakehouseError("embedder down")
+        return self.inner.embed_query(text)
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_warm_up_opens_the_model_and_every_collection_before_the_first_search(service):
+    store = EdgeVectorStore(service.store.root)
+    fresh = SearchService(store, CountingEmbedder(service.embedder))
+    assert fresh.readiness == "loading" and not store._readers
+    fresh.start_warming(interval=0.05)
+    try:
+        wait_for(lambda: fresh.readiness == "ready")
+        assert fresh.embedder.queries == 1  # the model ran once, off any request
+        assert store._readers["workers"]._handle is not None  # the index is open
+        time.sleep(0.2)  # later rounds find nothing new to open and never run the model again
+        assert fresh.embedder.queries == 1
+        assert fresh.search("workers", "forklift operator", k=3).hits
+    finally:
+        fresh.close()
+    assert fresh._warmer is None
+
+
+def test_warm_up_without_collections_leaves_the_model_unloaded(tmp_path, service):
+    fresh = SearchService(EdgeVectorStore(tmp_path / "vectors"), CountingEmbedder(service.embedder))
+    assert fresh.warm() == [] and fresh.readiness == "ready" and fresh.embedder.queries == 0
+    fresh.close()
+
+
+def test_a_failed_warm_up_is_reported_and_search_still_answers_errors(service, caplog):
+    fresh = SearchService(EdgeVectorStore(service.store.root), CountingEmbedder(service.embedder, fail=True))
+    fresh.start_warming(interval=0.05)
+    try:
+        wait_for(lambda: fresh.readiness == "unavailable")
+        assert "search warm-up failed: embedder down" in caplog.text
+    finally:
+        fresh.close()
+
+
+def test_health_says_when_search_is_ready(service, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from lakehouse_pipelines.sidecar.app import create_app
+
+    fresh = SearchService(EdgeVectorStore(service.store.root), CountingEmbedder(service.embedder))
+    with TestClient(create_app(Lake.open(LakeSettings.under(tmp_path)), search=fresh)) as client:
+        assert client.get("/health").json()["search"] in ("loading", "ready")
+        wait_for(lambda: client.get("/health").json()["search"] == "ready")
+        assert fresh.embedder.queries == 1
+        assert client.post("/search", json={"dataset": "workers", "query": "welder"}).status_code == 200

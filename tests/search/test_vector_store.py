@@ -238,6 +238,7 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
     assert ranged and all(h.payload["weight"] < 5.0 for h in ranged)
     info = store.info("points")
     assert (info.dim, info.model, info.payload_types) == (16, "test-model", PAYLOAD_TYPES)
+    assert store.warm() == ["points"]
     with pytest.raises(DimensionMismatch):
         sync(store, clustered_vectors(10, 8, clusters=2))
     store.close()

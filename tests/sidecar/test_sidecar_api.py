@@ -42,7 +42,8 @@ def sql(client: TestClient, text: str, **headers: str):
 
 def test_health_reports_ok(client):
     body = client.get("/health").json()
-    assert body == {"status": "ok", "datasets": 1}
+    assert body.items() >= {"status": "ok", "datasets": 1}.items()
+    assert body["search"] in ("loading", "ready")  # no collection here: ready at once, model unloaded
 
 
 def test_datasets_lists_manifest_summaries(client, workers_lake):

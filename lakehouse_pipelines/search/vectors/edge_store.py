@@ -16,6 +16,7 @@ Readers are `edge_reader.EdgeReader`s: they open the version CURRENT names and s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from lakehouse_pipelines.lake.keys import validate_dataset_name
+from lakehouse_pipelines.errors import NotFound
+from lakehouse_pipelines.lake.keys import DATASET_NAME, validate_dataset_name
 from lakehouse_pipelines.search.vectors.edge_reader import EdgeReader, process_alive, read_current
 from lakehouse_pipelines.search.vectors.protocol import (
     BOOL_TWIN,
@@ -47,6 +49,8 @@ from lakehouse_pipelines.search.vectors.protocol import (
     hit_from_payload,
 )
 from lakehouse_pipelines.search.vectors.sync_diff import NewPoint, apply_diff, existing_row_hashes
+
+log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = 2
 WRITER_LOCK_TIMEOUT = 600.0
@@ -259,6 +263,21 @@ class EdgeVectorStore:
             check_dim(dataset, dim, len(vector), "the query embedder")
             points = shard.query(request)
         return [hit_from_payload(p.score, p.payload) for p in points]
+
+    def warm(self) -> list[str]:
+        """Open the reader of every published collection not open yet (a load holds the GIL: never on a request)."""
+        found = []
+        for base in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if not DATASET_NAME.fullmatch(base.name) or not (base / "CURRENT").is_file():
+                continue
+            try:
+                with self._reader(base.name).shard():
+                    found.append(base.name)
+            except NotFound:
+                continue
+            except Exception as exc:  # one broken version must not keep the others closed; searches retry it
+                log.warning("could not open the %s collection: %s", base.name, exc)
+        return found
 
     def _reader(self, dataset: str) -> EdgeReader:
         with self._readers_lock:

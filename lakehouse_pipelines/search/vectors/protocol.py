@@ -197,6 +197,11 @@ class VectorStore(Protocol):
 
     def info(self, dataset: str) -> CollectionInfo | None: ...
 
+    def warm(self) -> list[str]:
+        """Open whatever a first search would otherwise open (Edge: every published collection's reader);
+        return the datasets that have a collection."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -163,6 +163,11 @@ class ServerVectorStore:
         )
         return [hit_from_payload(p.score, p.payload) for p in response.points]
 
+    def warm(self) -> list[str]:
+        """Nothing opens client-side; the datasets with a collection on the server."""
+        names = [c.name for c in self.client.get_collections().collections]
+        return [n[len(self.prefix) :] for n in names if n.startswith(self.prefix)]
+
     def close(self) -> None:
         self.client.close()
 
