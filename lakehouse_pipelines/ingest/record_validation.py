@@ -38,6 +38,7 @@ import pyarrow as pa
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.ingest.csv_file import quote_ident
 from lakehouse_pipelines.ingest.type_inference import ZONE_RE, cast_column_sql, fits_sql
+from lakehouse_pipelines.lake import duckdb_connection
 from lakehouse_pipelines.lake.catalog import Manifest
 from lakehouse_pipelines.lake.fingerprint import Column
 
@@ -293,18 +294,7 @@ def _cursor() -> duckdb.DuckDBPyConnection:
     global _engine
     with _engine_lock:
         if _engine is None:
-            database = duckdb.connect(
-                ":memory:",
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                    "threads": 1,
-                },
-            )
-            database.execute("SET TimeZone = 'UTC'")
-            database.execute("SET lock_configuration = true")
-            _engine = database
+            _engine = duckdb_connection.sandboxed(threads=1)
         return _engine.cursor()
 
 

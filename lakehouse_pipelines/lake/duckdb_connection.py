@@ -43,3 +43,21 @@ def connect(*, memory_limit: str, scratch: Path | None = None, s3: bool = False)
 
 def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"LOAD '{extension_path(name)}'")
+
+
+def sandboxed(**config) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that can open no file and no network, load nothing, in UTC, with its
+    configuration locked: for work on values alone (classifying SQL, checking records)."""
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_persistent_secrets": False,
+            **config,
+        },
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET lock_configuration = true")
+    return con

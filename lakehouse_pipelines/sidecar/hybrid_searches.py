@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from functools import partial
 
-import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from lakehouse_pipelines.errors import LakehouseError, NotFound
-from lakehouse_pipelines.search.service import BadSearch, IndexMismatch, SearchService
+from lakehouse_pipelines.search.service import SearchService
 from lakehouse_pipelines.sidecar.models import HybridSearch
-from lakehouse_pipelines.sidecar.routes_search import SEARCH_LIMITER
+from lakehouse_pipelines.sidecar.routes_search import run_search
 from lakehouse_pipelines.sql.hybrid import (
     BadRelationName,
     HitRelation,
@@ -45,15 +43,4 @@ async def hit_relations(
     service: SearchService | None = getattr(state, "search", None)
     if service is None:
         return _error(503, "search is not configured in this sidecar")
-    try:
-        return await anyio.to_thread.run_sync(
-            partial(search_relations, service, state.declarations, state.views, named), limiter=SEARCH_LIMITER
-        )
-    except NotFound as exc:
-        return _error(404, str(exc))
-    except BadSearch as exc:
-        return _error(400, str(exc))
-    except IndexMismatch as exc:
-        return _error(409, str(exc))
-    except LakehouseError as exc:
-        return _error(503, str(exc))
+    return await run_search(partial(search_relations, service, state.declarations, state.views, named))

@@ -30,9 +30,8 @@ from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute, safe_text
 
 router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 SEARCH_THREADS = 2
-_search_threads = anyio.CapacityLimiter(SEARCH_THREADS)
 SEARCH_LIMITER = (
-    _search_threads  # hybrid SQL's searches (`sidecar/hybrid_searches.py`) share the same threads
+    anyio.CapacityLimiter(SEARCH_THREADS)  # hybrid SQL's searches (`sidecar/hybrid_searches.py`) share it
 )
 
 
@@ -57,11 +56,21 @@ async def search(body: SearchRequest, request: Request):
     service: SearchService | None = getattr(request.app.state, "search", None)
     if service is None:
         return _error(503, "search is not configured in this sidecar")
+    result = await run_search(
+        partial(service.search, body.dataset, body.query, k=body.k, filter=body.filter, ef=body.ef)
+    )
+    if isinstance(result, JSONResponse):
+        return result
+    return JSONResponse(result.to_dict())  # already JSON types: skip jsonable_encoder's deep walk
+
+
+async def run_search(call):
+    """`call()` on the search threads; a search error as its JSON answer (404, 400, 409, 503), not raised.
+
+    The one mapping of search errors to statuses: `/search` and hybrid `/sql` answer alike.
+    """
     try:
-        result = await anyio.to_thread.run_sync(
-            partial(service.search, body.dataset, body.query, k=body.k, filter=body.filter, ef=body.ef),
-            limiter=_search_threads,
-        )
+        return await anyio.to_thread.run_sync(call, limiter=SEARCH_LIMITER)
     except NotFound as exc:
         return _error(404, str(exc))
     except BadSearch as exc:
@@ -70,4 +79,3 @@ async def search(body: SearchRequest, request: Request):
         return _error(409, str(exc))
     except LakehouseError as exc:
         return _error(503, str(exc))
-    return JSONResponse(result.to_dict())  # already JSON types: skip jsonable_encoder's deep walk

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import duckdb
 
 from lakehouse_pipelines.errors import LakehouseError
+from lakehouse_pipelines.lake import duckdb_connection
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NEAR = re.compile(r'at or near "(.*)$')  # no closing quote when the token held a line break
@@ -113,17 +114,7 @@ def _parser() -> duckdb.DuckDBPyConnection:
     if cursor is None:
         with _parser_lock:
             if _parser_database is None:
-                database = duckdb.connect(
-                    ":memory:",
-                    config={
-                        "enable_external_access": False,
-                        "autoinstall_known_extensions": False,
-                        "autoload_known_extensions": False,
-                        "allow_persistent_secrets": False,
-                    },
-                )
-                database.execute("SET lock_configuration = true")
-                _parser_database = database
+                _parser_database = duckdb_connection.sandboxed()
             cursor = _parsers.cursor = _parser_database.cursor()
     return cursor
 
