@@ -238,6 +238,16 @@ class QueryCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
+    def peek(self, model: str, text: str) -> np.ndarray | None:
+        """The cached embedding (counted as a hit), or None, embedding nothing."""
+        key = (model, text)
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return vector
+
     def get(self, model: str, text: str, embed: Callable[[str], np.ndarray]) -> tuple[np.ndarray, bool]:
         key = (model, text)
         with self._lock:
@@ -363,6 +373,42 @@ class SearchService:
     ) -> SearchResult:
         """Top-k hits; `max_k` is the caller's cap on k (`/search`: MAX_K; a hybrid SQL relation: more), and
         `ids_only` leaves the payloads out of the hits (a hybrid relation joins the rows in SQL instead)."""
+        text, conditions = self._plan(dataset, query, k=k, filter=filter, ef=ef, max_k=max_k)
+        started = time.perf_counter()
+        vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
+        return self._run(dataset, text, vector, cached, started, k, conditions, ef, ids_only)
+
+    def search_if_immediate(
+        self,
+        dataset: str,
+        query: str,
+        *,
+        k: int = 10,
+        filter: Any = None,
+        ef: int | None = None,
+        max_k: int = MAX_K,
+        ids_only: bool = False,
+    ) -> SearchResult | None:
+        """`search` when it can run at once on the calling thread, else None (then call `search`).
+
+        At once means: the query's embedding is cached and the store answers in process from an index it
+        has open (Edge): no model, no network, no file copy. An Edge query holds the GIL for its whole run,
+        so running it in a worker thread would not let the event loop run meanwhile: the two thread
+        hand-offs are all a thread adds. Errors are raised as by `search`.
+        """
+        if not self.store.opened(dataset):
+            return None
+        text, conditions = self._plan(dataset, query, k=k, filter=filter, ef=ef, max_k=max_k)
+        started = time.perf_counter()
+        vector = self.cache.peek(self.embedder.model, text)
+        if vector is None:
+            return None
+        return self._run(dataset, text, vector, True, started, k, conditions, ef, ids_only)
+
+    def _plan(
+        self, dataset: str, query: str, *, k: int, filter: Any, ef: int | None, max_k: int
+    ) -> tuple[str, tuple[Condition, ...]]:
+        """The request checked against the collection: the query's text and the filter's conditions."""
         try:
             validate_dataset_name(dataset)
         except InvalidName:
@@ -386,9 +432,20 @@ class SearchService:
                 f"the {dataset!r} index was built with {info.model!r}, queries are embedded with "
                 f"{self.embedder.model!r}: re-materialize {dataset}/embeddings and {dataset}/vectors"
             )
-        conditions = parse_filter(filter, info.payload_types)
-        started = time.perf_counter()
-        vector, cached = self.cache.get(self.embedder.model, text, self.embedder.embed_query)
+        return text, parse_filter(filter, info.payload_types)
+
+    def _run(
+        self,
+        dataset: str,
+        text: str,
+        vector: np.ndarray,
+        cached: bool,
+        started: float,
+        k: int,
+        conditions: tuple[Condition, ...],
+        ef: int | None,
+        ids_only: bool,
+    ) -> SearchResult:
         embedded = time.perf_counter()
         try:
             hits = self.store.search(dataset, vector, k=k, conditions=conditions, ef=ef, ids_only=ids_only)

@@ -78,6 +78,8 @@ def create_app(
         finally:
             views.close()
             search.close()
+            for handler in logging.getLogger("lakehouse.access").handlers:
+                handler.flush()  # a batched access log (server.BatchedLines): its last lines
 
     app = FastAPI(
         title="lakehouse sidecar",
@@ -90,11 +92,12 @@ def create_app(
     app.state.settings = settings
     app.state.search = search
     app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))
+    # The hot routes first: FastAPI tries each router in turn (6 matches for /search when it came last).
+    app.include_router(routes_search.router)
+    app.include_router(routes_sql.router)
     app.include_router(routes_catalog.router)
     app.include_router(routes_versions.router)
     app.include_router(routes_validate.router)
-    app.include_router(routes_sql.router)
-    app.include_router(routes_search.router)
     app.add_exception_handler(Exception, _error_response)
     app.add_exception_handler(RequestValidationError, validation_error)  # 422 that never echoes input
     for error_type, _ in _STATUS:

@@ -1,7 +1,9 @@
 """`POST /search` (ARCHITECTURE.md, "Sidecar HTTP"): embed the query, top-k from the dataset's collection.
 
-Embedding (~14 ms on CPU) and the Qdrant query both block, so they run in worker threads: the event loop keeps
-serving other requests meanwhile. At most SEARCH_THREADS of them at once, not the default pool's 40: an Edge
+Embedding (~5-14 ms on CPU) and a Qdrant server query both block, so they run in worker threads: the event
+loop keeps serving other requests meanwhile. A query whose embedding is cached, on an Edge index already open,
+runs on the event loop itself: an Edge query holds the GIL, so a thread would not free the loop, only add
+two thread hand-offs. At most SEARCH_THREADS of them at once, not the default pool's 40: an Edge
 query holds the GIL for its whole run and the model already uses every core, so more threads add no
 throughput, only GIL contention that starves the event loop (at concurrency 10 the default pool gave a p50
 several times higher). The app factory puts a `SearchService` on `app.state.search`.
@@ -27,6 +29,7 @@ from lakehouse_pipelines.search.service import (
     SearchService,
 )
 from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute, safe_text
+from lakehouse_pipelines.sidecar.fast_json import FastJSONResponse
 
 router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 SEARCH_THREADS = 2
@@ -56,21 +59,29 @@ async def search(body: SearchRequest, request: Request):
     service: SearchService | None = getattr(request.app.state, "search", None)
     if service is None:
         return _error(503, "search is not configured in this sidecar")
+    args = (body.dataset, body.query)
+    options = {"k": body.k, "filter": body.filter, "ef": body.ef}
     result = await run_search(
-        partial(service.search, body.dataset, body.query, k=body.k, filter=body.filter, ef=body.ef)
+        partial(service.search, *args, **options),
+        # a cached embedding on an open Edge index: answered on the loop (SearchService.search_if_immediate)
+        immediate=partial(service.search_if_immediate, *args, **options),
     )
     if isinstance(result, JSONResponse):
         return result
-    return JSONResponse(result.to_dict())  # already JSON types: skip jsonable_encoder's deep walk
+    return FastJSONResponse(result.to_dict())  # already JSON types: skip jsonable_encoder's deep walk
 
 
-async def run_search(call):
-    """`call()` on the search threads; a search error as its JSON answer (404, 400, 409, 503), not raised.
+async def run_search(call, immediate=None):
+    """`call()` on the search threads (or `immediate()` on the loop, when it answers without waiting);
+    a search error as its JSON answer (404, 400, 409, 503), not raised.
 
     The one mapping of search errors to statuses: `/search` and hybrid `/sql` answer alike.
     """
     try:
-        return await anyio.to_thread.run_sync(call, limiter=SEARCH_LIMITER)
+        result = immediate() if immediate is not None else None
+        if result is None:
+            result = await anyio.to_thread.run_sync(call, limiter=SEARCH_LIMITER)
+        return result
     except NotFound as exc:
         return _error(404, str(exc))
     except BadSearch as exc:

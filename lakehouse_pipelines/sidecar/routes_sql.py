@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
+from lakehouse_pipelines.sidecar.fast_json import FastJSONResponse
 from lakehouse_pipelines.sidecar.hybrid_searches import hit_relations
 from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlResponse
 from lakehouse_pipelines.sql import formats
@@ -66,7 +67,7 @@ async def run_sql(body: SqlRequest, request: Request):
         )
         if summaries is not None:
             result["search"] = summaries
-        return JSONResponse(result)
+        return FastJSONResponse(result)
     running = await run_in_threadpool(
         query.start, state.views, body.sql, timeout=limits.query_timeout, relations=relations
     )

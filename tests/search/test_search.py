@@ -298,3 +298,25 @@ def test_health_says_when_search_is_ready(service, tmp_path):
         wait_for(lambda: client.get("/health").json()["search"] == "ready")
         assert fresh.embedder.queries == 1
         assert client.post("/search", json={"dataset": "workers", "query": "welder"}).status_code == 200
+
+
+def test_an_immediate_search_answers_as_the_threaded_one(service):
+    """The event-loop path (cached embedding, open Edge index) gives the threaded path's answer."""
+    store = EdgeVectorStore(service.store.root)
+    fresh = SearchService(store, service.embedder)
+    try:
+        assert fresh.search_if_immediate("workers", "welder", k=5) is None  # no reader open yet
+        for options in ({"k": 5}, {"k": 8, "filter": {"state": "TX"}}, {"k": 3, "ef": 16}):
+            threaded = fresh.search("workers", "tig welder", **options)
+            immediate = fresh.search_if_immediate("workers", "tig welder", **options)
+            assert immediate is not None and immediate.embedding_cached
+            assert [(h.id, h.score, h.payload) for h in immediate.hits] == [
+                (h.id, h.score, h.payload) for h in threaded.hits
+            ]
+            assert immediate.confidence == threaded.confidence
+        assert fresh.search_if_immediate("workers", "a query never embedded", k=5) is None
+        with pytest.raises(BadSearch):
+            fresh.search_if_immediate("workers", "tig welder", filter={"nope": 1})
+        assert fresh.search_if_immediate("ghosts", "tig welder") is None  # the threaded path says 404
+    finally:
+        store.close()

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +21,7 @@ from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
-from lakehouse_pipelines.sidecar.server import UnsafeBind, check_bind
+from lakehouse_pipelines.sidecar.server import BatchedLines, UnsafeBind, check_bind
 from tests.conftest import free_port, wait_for_port
 
 # the `lakehouse` command as installed, run by this interpreter
@@ -82,6 +85,51 @@ def test_real_uvicorn_process_serves_the_contract(lake: Lake, workers_csv: Path,
         os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     assert b'"path": "/sql"' in stderr  # structured access log line
+
+
+def test_every_worker_writes_the_access_log(lake: Lake, workers_csv: Path, lake_home):
+    """`--workers 2`: spawned workers inherit no logging setup, and used to drop every access line."""
+    ingest(lake, str(workers_csv), load_specs()["workers"])
+    port = free_port()
+    process = subprocess.Popen(
+        [*LAKEHOUSE, "serve", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        for i in range(20):  # a new connection each time, so both workers answer some
+            response = httpx.get(f"http://127.0.0.1:{port}/datasets", headers={"x-request-id": f"req-{i}"})
+            assert response.status_code == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    logged = {json.loads(line)["request_id"] for line in stderr.decode().splitlines() if line.startswith("{")}
+    assert {f"req-{i}" for i in range(20)} <= logged  # buffered lines are written at shutdown too
+
+
+def test_batched_lines_write_in_batches_and_survive_a_close():
+    stream = io.StringIO()
+    handler = BatchedLines(stream, interval=3600, max_lines=3)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("test.batched")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    try:
+        log.info("one")
+        log.info("two")
+        assert stream.getvalue() == ""  # buffered
+        log.info("three")
+        assert stream.getvalue() == "one\ntwo\nthree\n"  # a full batch is written
+        log.info("four")
+        handler.close()  # what uvicorn's logging setup does to existing handlers: flush, keep working
+        log.info("five")
+        handler.flush()
+        assert stream.getvalue().splitlines() == ["one", "two", "three", "four", "five"]
+    finally:
+        log.removeHandler(handler)
 
 
 def test_non_loopback_bind_needs_a_token_or_explicit_consent():

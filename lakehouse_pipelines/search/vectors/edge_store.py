@@ -67,6 +67,7 @@ class EdgeVectorStore:
         self.writer_timeout = writer_timeout
         self._readers: dict[str, EdgeReader] = {}
         self._readers_lock = threading.Lock()
+        self._infos: dict[str, tuple[tuple[int, int, int], CollectionInfo]] = {}  # by CURRENT's stat
 
     def _dir(self, dataset: str) -> Path:
         return self.root / validate_dataset_name(dataset)
@@ -224,10 +225,20 @@ class EdgeVectorStore:
     # ---- reading
 
     def info(self, dataset: str) -> CollectionInfo | None:
-        current = read_current(self._dir(dataset))
+        """From CURRENT, parsed again only when the file changed (one stat per call: search asks every time)."""
+        base = self._dir(dataset)
+        try:
+            stat = os.stat(base / "CURRENT")
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        known = self._infos.get(dataset)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        current = read_current(base)
         if current is None:
             return None
-        return CollectionInfo(
+        info = CollectionInfo(
             dataset,
             current["dim"],
             current["model"],
@@ -236,6 +247,12 @@ class EdgeVectorStore:
             current.get("payload_types", {}),
             current.get("indexed_vectors"),
         )
+        self._infos[dataset] = (stamp, info)
+        return info
+
+    def opened(self, dataset: str) -> bool:
+        reader = self._readers.get(dataset)
+        return reader is not None and reader.is_open
 
     def search(
         self,
@@ -283,7 +300,9 @@ class EdgeVectorStore:
         with self._readers_lock:
             reader = self._readers.get(dataset)
             if reader is None:
-                reader = self._readers[dataset] = EdgeReader(self._dir(dataset), dataset)
+                reader = self._readers[dataset] = EdgeReader(
+                    self._dir(dataset), dataset, self.hnsw.search_threads
+                )
             return reader
 
     def close(self) -> None:

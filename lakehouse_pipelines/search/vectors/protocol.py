@@ -59,6 +59,10 @@ class HnswSettings:
     payload_m 16) in two runs on a loaded machine. Quality first: `payload_m=8`. `quantization=None`,
     `payload_m=None` restore Qdrant's defaults; `payload_m=0` is the fast build for datasets whose recall
     allows it.
+
+    `search_ef` 128: a query at 200K points costs 0.37 ms instead of 0.62 at 256 (held GIL, so what a
+    sidecar worker can serve), recall@10 0.917 instead of 0.924 (bench/bench_edge_query.py); a request
+    can still ask for more with `ef`.
     """
 
     m: int = 16
@@ -71,6 +75,8 @@ class HnswSettings:
     oversampling: float = 3.0
     payload_m: int | None = 8
     search_ef: int = 128  # the query-time ef when a search names none
+    # Query-time threads of a reader's shard (None: Edge's own pool); see edge_reader.set_search_threads.
+    search_threads: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,11 @@ class VectorStore(Protocol):
         ...
 
     def info(self, dataset: str) -> CollectionInfo | None: ...
+
+    def opened(self, dataset: str) -> bool:
+        """True when a search of `dataset` would run in this process on an index already open: no I/O,
+        no wait (Edge, once its reader is open; never a server)."""
+        ...
 
     def warm(self) -> list[str]:
         """Open whatever a first search would otherwise open (Edge: every published collection's reader);

@@ -163,6 +163,9 @@ class ServerVectorStore:
         )
         return [hit_from_payload(p.score, p.payload) for p in response.points]
 
+    def opened(self, dataset: str) -> bool:
+        return False  # every search is a network call
+
     def warm(self) -> list[str]:
         """Nothing opens client-side; the datasets with a collection on the server."""
         names = [c.name for c in self.client.get_collections().collections]
