@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,15 @@ def wait_until(check, timeout: float, what: str) -> float:
             pass
         time.sleep(2)
     raise TimeoutError(f"{what} not reached in {timeout:.0f} s")
+
+
+def finished_unit_rates(dagster_home: Path) -> list[str]:
+    """Each embedding unit's rate from its last progress line (`... rows (100.0%), ..., N rows/s, ...`)."""
+    rates = []
+    for log in sorted((dagster_home / "storage").glob("*/compute_logs/*.err")):
+        done = re.findall(r"unit (\d+)/\d+: [^\n]*\(100\.0%\)[^\n]*?([\d,]+) rows/s", log.read_text())
+        rates.extend(f"{rate} (unit {unit})" for unit, rate in done[-1:])
+    return sorted(rates, key=lambda r: r.split("unit ")[1])
 
 
 def main() -> None:
@@ -127,6 +137,7 @@ def main() -> None:
         stop(sidecar)
         stop(dagster)
     rate = args.rows / search_at
+    unit_rates = ", ".join(finished_unit_rates(dagster_home)) or "(no progress logged)"
     publish(
         "drop_to_search",
         "A drop through Dagster: time until SQL and search see it",
@@ -140,6 +151,12 @@ def main() -> None:
             f"| {args.rows:,} | {sql_at:.0f} s | {search_at:.0f} s ({search_at / 60:.1f} min) | {rate:.0f} |",
             "",
             "Each figure includes up to ~30 s of waiting for a sensor tick (drop sensor, then automation sensor).",
+            f"Embedding is nearly all of the time: two units run at once (the run queue's limit), each at"
+            f" {unit_rates} rows/s by its progress log, sharing the 2 cores (the encoder's single-process rate"
+            " is in bench/results/encoder.md).",
+            "",
+            f"500,000 rows: not run; extrapolated linearly from this run, about {search_at * 5 / 60:.0f} min until"
+            f" search finds the drop (SQL: about {sql_at * 5:.0f} s, less in practice: ingest is seconds).",
         ],
     )
     shutil.rmtree(home, ignore_errors=True)

@@ -25,6 +25,8 @@ from lakehouse_pipelines.lake import duckdb_connection as engine
 from lakehouse_pipelines.lake.catalog import Manifest
 from lakehouse_pipelines.lake.storage import LocalStorage, S3Storage
 from lakehouse_pipelines.settings import AwsSettings, LakehouseSettings, SidecarSettings
+from lakehouse_pipelines.sql.memory_tables import MemoryTables
+from lakehouse_pipelines.sql.results import uncacheable_names
 from lakehouse_pipelines.sql.versions import VersionViews
 
 log = logging.getLogger("lakehouse.sidecar.views")
@@ -53,10 +55,13 @@ class ViewManager:
         refresh_interval: float = 2.0,
         threads: int | None = None,
         aws: AwsSettings | None = None,
+        memory_tables_mb: int = 0,
     ):
         self.lake = lake
+        self.memory = MemoryTables(memory_tables_mb * 1024**2)  # datasets copied into memory
         self.refresh_interval = refresh_interval
         self._views: dict[str, ViewState] = {}
+        self.generation = 0  # bumped whenever a view changes: what cached answers are keyed on (results.py)
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,6 +79,7 @@ class ViewManager:
             create_s3_secret(self._con, aws or LakehouseSettings().aws)
         self.versions = VersionViews(lake)
         self.versions.install(self._con)
+        self.memory.install(self._con)
         self.refresh()
         _lock_engine(self._con, [lake_root(lake), f"{spill}/"])
 
@@ -86,11 +92,20 @@ class ViewManager:
             refresh_interval=limits.refresh_interval,
             threads=limits.threads,
             aws=aws,
+            memory_tables_mb=limits.memory_tables_mb,
         )
 
     @property
     def datasets(self) -> list[str]:
         return sorted(self._views)
+
+    def uncacheable_names(self) -> frozenset[str]:
+        """Function names that make an answer depend on more than the views (`results.py`)."""
+        cur = self._con.cursor()
+        try:
+            return uncacheable_names(cur)
+        finally:
+            cur.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one request: its own transaction and interrupt handle on the shared engine."""
@@ -107,12 +122,14 @@ class ViewManager:
                     state = ViewState(manifest.version, manifest.updated_at)
                     if self._views.get(name) == state:
                         continue
-                    cur.execute(view_sql(self.lake, manifest))
+                    if not self.memory.apply(cur, self.lake, manifest):  # a copy in memory (memory_tables.py)
+                        cur.execute(view_sql(self.lake, manifest))
                     self.versions.sync(cur, manifest)  # before the state: a failed sync is retried
                     self._views[name] = state
                     changed.append(name)
                 for name in set(self._views) - set(manifests):
                     cur.execute(f'DROP VIEW IF EXISTS "{name}"')
+                    self.memory.drop(cur, name)
                     self.versions.drop(cur, name)
                     del self._views[name]
                     changed.append(name)
@@ -122,6 +139,8 @@ class ViewManager:
                         self.versions.refresh_as_of(cur)
                 finally:
                     cur.close()
+                    if changed:
+                        self.generation += 1
             return changed
 
     def start(self) -> None:
