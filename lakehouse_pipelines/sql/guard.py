@@ -18,6 +18,7 @@ the path). So the check goes in this order:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import NamedTuple
@@ -47,24 +48,24 @@ class QueryRefused(LakehouseError):
 def check_read_only(sql: str) -> None:
     """Raise QueryRefused unless `sql` is exactly one SELECT / WITH / EXPLAIN / DESCRIBE / SUMMARIZE.
 
-    The verdict depends on the text alone, so texts found read-only are remembered (an LRU of
-    READ_ONLY_CACHE texts up to CACHED_TEXT_CHARS): tokenizing and parsing took ~0.1 ms of a 1 ms request,
-    paid twice (the route checks before taking a thread, `run.start` again). Refusals are never cached.
+    The verdict depends on the text alone, so texts found read-only are remembered (`functools.lru_cache`
+    of READ_ONLY_CACHE texts up to CACHED_TEXT_CHARS: it keeps no exceptions, so refusals are checked every
+    time): tokenizing and parsing took ~0.1 ms of a 1 ms request, paid twice (the route checks before taking
+    a thread, `run.start` again).
     """
-    if sql in _read_only:  # a dict lookup under the GIL: safe from any thread
-        return
-    _check(sql)
     if len(sql) <= CACHED_TEXT_CHARS:
-        with _read_only_lock:
-            _read_only[sql] = None
-            while len(_read_only) > READ_ONLY_CACHE:
-                del _read_only[next(iter(_read_only))]  # the oldest first
+        _checked_read_only(sql)
+    else:
+        _check(sql)
 
 
 READ_ONLY_CACHE = 1_024
 CACHED_TEXT_CHARS = 10_000
-_read_only: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
-_read_only_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=READ_ONLY_CACHE)
+def _checked_read_only(sql: str) -> None:
+    _check(sql)
 
 
 def _check(sql: str) -> None:

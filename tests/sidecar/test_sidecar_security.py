@@ -17,7 +17,12 @@ from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
-from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
+from lakehouse_pipelines.sql.guard import (
+    CACHED_TEXT_CHARS,
+    QueryRefused,
+    _checked_read_only,
+    check_read_only,
+)
 
 
 def escapes(lake_dir: Path, outside: Path) -> list[str]:
@@ -164,8 +169,19 @@ def test_guard_passes_reads(statement):
     "statement", ["", "-- nothing", "EXPLAIN", "EXPLAIN PRAGMA version", "SELECT 1;;SELECT 2", "SELEC 1"]
 )
 def test_guard_refuses_non_reads(statement):
-    with pytest.raises(QueryRefused):
-        check_read_only(statement)
+    for _ in range(2):  # a refusal is never remembered as a pass
+        with pytest.raises(QueryRefused):
+            check_read_only(statement)
+
+
+def test_guard_remembers_what_it_passed_up_to_a_length():
+    check_read_only("SELECT 42 AS answer")
+    hits = _checked_read_only.cache_info().hits
+    check_read_only("SELECT 42 AS answer")
+    assert _checked_read_only.cache_info().hits == hits + 1
+    size = _checked_read_only.cache_info().currsize
+    check_read_only("SELECT " + ", ".join(["1"] * (CACHED_TEXT_CHARS // 3)))  # checked, too long to keep
+    assert _checked_read_only.cache_info().currsize == size
 
 
 def test_non_ascii_sql_is_classified_by_characters_not_bytes(secured):

@@ -1,0 +1,83 @@
+"""Datasets served from memory (sql/memory_tables.py) answer exactly as the Parquet views do, follow the
+manifest like the views, and stay on Parquet when they don't fit the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
+from lakehouse_pipelines.lake import Lake
+from lakehouse_pipelines.sql import run as query
+from lakehouse_pipelines.sql.views import ViewManager
+
+WORKERS = load_specs()["workers"]
+QUERIES = [
+    "SELECT * FROM workers",
+    "SELECT * FROM workers WHERE worker_id = 1234",
+    "SELECT * FROM workers WHERE worker_id IN (5, 77, 1999) ORDER BY worker_id",
+    "SELECT count(*), count(DISTINCT state), sum(years_experience) FROM workers",
+    "SELECT state, count(*) AS n, avg(hourly_rate) FROM workers GROUP BY state ORDER BY n DESC, state",
+    "SELECT avg(hourly_rate), min(last_placed), max(reliability) FROM workers WHERE available",
+    "SELECT * FROM workers ORDER BY last_placed DESC NULLS LAST, worker_id LIMIT 7",
+    "SELECT zip, email, resume_text FROM workers WHERE zip LIKE '0%' ORDER BY worker_id LIMIT 20",
+    "DESCRIBE workers",
+    "SELECT count(*) FROM version('workers', 1)",
+]
+
+
+def answers(views: ViewManager) -> list[dict]:
+    return [query.run_json(views, sql, timeout=10, max_rows=5_000) for sql in QUERIES]
+
+
+def in_memory(views: ViewManager) -> set[str]:
+    rows = (
+        views.cursor()
+        .execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lakehouse_memory'")
+        .fetchall()
+    )
+    return {r[0].rsplit("__v", 1)[0] for r in rows}
+
+
+@pytest.fixture
+def two_engines(lake: Lake, workers_csv: Path):
+    ingest(lake, str(workers_csv), WORKERS)
+    plain = ViewManager(lake, threads=1)
+    memory = ViewManager(lake, threads=1, memory_tables_mb=64)
+    yield lake, plain, memory
+    plain.close()
+    memory.close()
+
+
+def test_memory_tables_answer_as_the_parquet_views(two_engines, tmp_path):
+    lake, plain, memory = two_engines
+    assert in_memory(memory) == {"workers"} and in_memory(plain) == set()
+    assert answers(memory) == answers(plain)
+    # a second drop: both engines follow the new manifest, and still agree
+    ingest(lake, str(write_workers_csv(tmp_path / "more.csv", 300, first_id=10_000)), WORKERS)
+    assert plain.refresh() == ["workers"] and memory.refresh() == ["workers"]
+    again = answers(memory)
+    assert again == answers(plain)
+    assert again[3]["rows"][0][0] == 2_300
+
+
+def test_a_dataset_over_the_budget_stays_on_parquet(lake: Lake, tmp_path):
+    ingest(lake, str(write_workers_csv(tmp_path / "w.csv", 20_000)), WORKERS)  # ~1 MiB of Parquet
+    tight = ViewManager(lake, threads=1, memory_tables_mb=1)  # a copy is estimated at 4x that
+    try:
+        assert in_memory(tight) == set() and tight.memory.used == {}
+        answer = query.run_json(tight, "SELECT count(*) FROM workers", timeout=10, max_rows=10)
+        assert answer["rows"] == [[20_000]]
+    finally:
+        tight.close()
+
+
+def test_a_removed_dataset_leaves_no_memory_table(two_engines):
+    lake, _, memory = two_engines
+    assert memory.memory.used["workers"] > 0
+    lake.storage.delete(lake.catalog.manifest_key("workers"))  # the dataset leaves the catalog
+    assert memory.refresh() == ["workers"]
+    assert in_memory(memory) == set() and "workers" not in memory.memory.used
