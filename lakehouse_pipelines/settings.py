@@ -69,6 +69,7 @@ class EmbedderSettings:
     ollama_model: str = DEFAULT_OLLAMA_MODEL
     ollama_concurrency: int = DEFAULT_OLLAMA_CONCURRENCY  # batched requests in flight at once
     model_cache: str = ""  # where the local model's ONNX export lives ("": the user's cache folder)
+    threads: int | None = None  # the local model's ONNX Runtime threads (None: every core)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class LakehouseSettings(BaseSettings):
     qdrant_api_key: SecretStr = SecretStr("")
     lakehouse_embedder: Literal["local", "local-int8", "ollama"] = "local"
     lakehouse_model_cache: str = ""
+    lakehouse_encoder_threads: int | None = Field(None, gt=0)
     ollama_host: str = DEFAULT_OLLAMA_HOST
     lakehouse_ollama_model: str = DEFAULT_OLLAMA_MODEL
     lakehouse_ollama_concurrency: int = Field(DEFAULT_OLLAMA_CONCURRENCY, gt=0)
@@ -168,6 +170,7 @@ class LakehouseSettings(BaseSettings):
             self.lakehouse_ollama_model,
             self.lakehouse_ollama_concurrency,
             self.lakehouse_model_cache,
+            self.lakehouse_encoder_threads,
         )
 
     @property

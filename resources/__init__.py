@@ -22,8 +22,7 @@ def build_resources(settings: LakehouseSettings) -> dict[str, dg.ConfigurableRes
     def configured(field: str, kind=str):
         """EnvVar of the field's variable when it is set, else the settings' value."""
         if field in settings.model_fields_set:
-            variable = dg.EnvVar(field.upper())
-            return variable.int() if kind is int else variable
+            return dg.EnvVar.int(field.upper()) if kind is int else dg.EnvVar(field.upper())
         value = getattr(settings, field)
         return value.get_secret_value() if hasattr(value, "get_secret_value") else kind(value)
 
@@ -53,6 +52,7 @@ def build_resources(settings: LakehouseSettings) -> dict[str, dg.ConfigurableRes
             ollama_model=configured("lakehouse_ollama_model"),
             ollama_concurrency=configured("lakehouse_ollama_concurrency", int),
             model_cache=configured("lakehouse_model_cache"),
+            threads=configured("lakehouse_encoder_threads", int) if settings.lakehouse_encoder_threads else 0,
         ),
         "vector_store": VectorStoreResource(
             qdrant_url=configured("qdrant_url"), qdrant_api_key=configured("qdrant_api_key")

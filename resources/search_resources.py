@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, DagsterInstance, DefaultRunLauncher, InitResourceContext
 from pydantic import PrivateAttr
 
 from lakehouse_pipelines.search.embedders import Embedder, build_embedder
+from lakehouse_pipelines.search.onnx_encoder import default_threads
 from lakehouse_pipelines.search.vectors import open_vector_store
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorStore
 from lakehouse_pipelines.settings import (
@@ -33,20 +34,37 @@ class EmbedderResource(ConfigurableResource):
     ollama_model: str = DEFAULT_OLLAMA_MODEL
     ollama_concurrency: int = DEFAULT_OLLAMA_CONCURRENCY
     model_cache: str = ""
+    threads: int = 0  # the local model's threads; 0: this machine's cores shared by the runs on it
     _embedder: Embedder | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._embedder = build_embedder(self.settings())
+        self._embedder = build_embedder(self.settings(self.threads or local_run_threads(context.instance)))
 
-    def settings(self) -> EmbedderSettings:
+    def settings(self, threads: int | None = None) -> EmbedderSettings:
         return EmbedderSettings(
-            self.kind, self.ollama_host, self.ollama_model, self.ollama_concurrency, self.model_cache
+            self.kind, self.ollama_host, self.ollama_model, self.ollama_concurrency, self.model_cache, threads
         )
 
     def get(self) -> Embedder:
         """The run's embedder (the local model itself loads on first use: seconds, once per process)."""
         assert self._embedder is not None, "EmbedderResource is used outside a run"
         return self._embedder
+
+
+def local_run_threads(instance: DagsterInstance | None) -> int | None:
+    """The local model's threads in a run that shares this machine with the others the queue runs at once.
+
+    The embedding units arrive together and the run queue lets `max_concurrent_runs` of them run at a time:
+    with ONNX Runtime's default of every core each, two units on 2 cores ran at 65 rows/s each, with one
+    thread each at 89, as fast as one unit alone on both cores (bench/results/unit_threads.md). A run
+    launched elsewhere (Kubernetes, Docker, ECS: a machine of its own) keeps every core (None).
+    """
+    if instance is None or not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return None
+    at_once = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+    if at_once <= 0:  # no limit: every unit at once
+        return 1
+    return max(1, default_threads() // at_once)
 
 
 class VectorStoreResource(ConfigurableResource):

@@ -270,4 +270,5 @@ def build_embedder(settings: EmbedderSettings | None = None) -> Embedder:
             model=settings.ollama_model, host=settings.ollama_host, concurrency=settings.ollama_concurrency
         )
     model = LOCAL_INT8_MODEL_NAME if settings.kind == "local-int8" else LOCAL_MODEL_NAME
-    return LocalEmbedder(model, cache=Path(settings.model_cache) if settings.model_cache else None)
+    cache = Path(settings.model_cache) if settings.model_cache else None
+    return LocalEmbedder(model, cache=cache, threads=settings.threads)

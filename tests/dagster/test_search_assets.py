@@ -119,6 +119,33 @@ def test_search_resources_read_the_contract_variables_through_envvar(search_env,
         LakehouseSettings()
 
 
+def test_local_runs_share_the_cores_among_the_runs_the_queue_allows(tmp_path, monkeypatch):
+    """Units launched as local processes (dagster.yaml: 2 runs at a time) take cores / 2 encoder threads
+    each; in-process runs and LAKEHOUSE_ENCODER_THREADS keep what they say."""
+    from lakehouse_pipelines.search.onnx_encoder import default_threads
+    from lakehouse_pipelines.settings import LakehouseSettings
+    from resources import build_resources
+    from resources.search_resources import EmbedderResource, local_run_threads
+
+    queue = {"concurrency": {"runs": {"max_concurrent_runs": 2}}}
+    with dg.instance_for_test(overrides=queue, temp_dir=str(tmp_path)) as instance:
+        assert isinstance(instance.run_launcher, dg.DefaultRunLauncher)
+        shared = max(1, default_threads() // 2)
+        assert local_run_threads(instance) == shared
+        with dg.build_resources({"embedder": EmbedderResource()}, instance=instance) as res:
+            assert res.embedder.get().threads == shared
+        with dg.build_resources({"embedder": EmbedderResource(threads=3)}, instance=instance) as res:
+            assert res.embedder.get().threads == 3
+    assert local_run_threads(dg.DagsterInstance.ephemeral()) is None  # in process: every core
+    monkeypatch.setenv("LAKEHOUSE_ENCODER_THREADS", "5")
+    monkeypatch.setenv("LAKEHOUSE_OLLAMA_CONCURRENCY", "8")
+    configured = build_resources(LakehouseSettings())["embedder"]
+    assert configured.threads == dg.EnvVar.int("LAKEHOUSE_ENCODER_THREADS")
+    with dg.build_resources({"embedder": configured}) as res:  # int variables resolve to ints
+        assert res.embedder.get().threads == 5
+        assert res.embedder.ollama_concurrency == 8
+
+
 # ------------------------------------------------------------------------------------- end to end
 
 
