@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("lakehouse.access")
@@ -28,7 +29,7 @@ class AccessLog:
             return
         started = time.perf_counter()
         offered = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _SANE_ID.fullmatch(offered) else uuid.uuid4().hex
+        request_id = offered if _SANE_ID.fullmatch(offered) else os.urandom(16).hex()  # uuid4's 128 random bits
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
@@ -44,7 +45,7 @@ class AccessLog:
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    json.dumps(
+                    _line(
                         {
                             "request_id": request_id,
                             "method": scope["method"],
@@ -55,3 +56,11 @@ class AccessLog:
                         }
                     )
                 )
+
+
+def _line(fields: dict) -> str:
+    """One JSON line; orjson (a tenth of `json.dumps`'s time), `json` for what orjson refuses (lone surrogates)."""
+    try:
+        return orjson.dumps(fields).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(fields)

@@ -84,7 +84,8 @@ def test_real_uvicorn_process_serves_the_contract(lake: Lake, workers_csv: Path,
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
-    assert b'"path": "/sql"' in stderr  # structured access log line
+    logged = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    assert any(entry["path"] == "/sql" and entry["status"] == 200 for entry in logged)  # structured lines
 
 
 def test_every_worker_writes_the_access_log(lake: Lake, workers_csv: Path, lake_home):
