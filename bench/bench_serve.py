@@ -355,7 +355,7 @@ def report(args, targets, runs, times, starts, variants: list[str]) -> list[str]
     lines = [
         f"One `lakehouse serve --workers {args.workers}` (uvicorn, uvloop + httptools, access log on, stderr to "
         "/dev/null) serving four datasets; wrk (2 threads, concurrency "
-        f"{args.connections}) and other agents' jobs on the same 2 cores. {args.rounds} interleaved rounds, "
+        f"{args.connections}) on the same 2 cores. {args.rounds} interleaved rounds, "
         "the order rotating; each round runs every endpoint, the framework's own ceiling (`GET /health`, a "
         "trivial route of the same app) included, so *of ceiling* compares rates measured minutes apart. "
         "Rates and percentiles: median (min-max) over the rounds; requests and non-2xx: totals over them. "
