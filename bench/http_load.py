@@ -55,10 +55,17 @@ def lua_string(text: str) -> str:
 
 
 def wrk_post(
-    url: str, body: dict | None, *, requests: int, max_seconds: int, connections: int, work: Path
+    url: str,
+    body: dict | None,
+    *,
+    requests: int,
+    max_seconds: int,
+    connections: int,
+    work: Path,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    """POST `body` to `url` (GET when `body` is None) until `requests` answers (or `max_seconds`); scratch
-    files go under `work`."""
+    """POST `body` to `url` (GET when `body` is None) until `requests` answers (or `max_seconds`), with
+    `headers` besides; scratch files go under `work`."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (bench/run_all installs it when root)")
     script, markers = work.with_suffix(".lua"), work.with_name(work.name + "_done")
@@ -71,6 +78,8 @@ def wrk_post(
         else 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {lua_string(json.dumps(body))}"
     )
+    for name, value in (headers or {}).items():
+        request += f"\nwrk.headers[ {lua_string(name)} ] = {lua_string(value)}"
     script.write_text(WRK_LUA % {"request": request, "per_thread": per_thread, "markers": markers})
     command = [
         "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max_seconds}s", "--timeout", "5s",

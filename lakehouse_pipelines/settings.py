@@ -24,6 +24,7 @@ DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 DEFAULT_OLLAMA_CONCURRENCY = 4
 DEFAULT_MEMORY_TABLES_MB = 256
+DEFAULT_RESULT_CACHE_MB = 32
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class SidecarSettings:
     memory_limit: str = "1GB"
     threads: int | None = None
     access_log: bool = True
+    result_cache_mb: int = DEFAULT_RESULT_CACHE_MB  # repeated queries' JSON answers (sql/results.py)
     memory_tables_mb: int = DEFAULT_MEMORY_TABLES_MB  # datasets copied into each engine's memory up to this (sql/memory_tables.py)
 
 
@@ -138,6 +140,7 @@ class LakehouseSettings(BaseSettings):
     lakehouse_sql_memory_limit: str = "1GB"
     lakehouse_sql_threads: int | None = Field(None, gt=0)
     lakehouse_sql_memory_tables_mb: int = Field(DEFAULT_MEMORY_TABLES_MB, ge=0)
+    lakehouse_sql_result_cache_mb: int = Field(DEFAULT_RESULT_CACHE_MB, ge=0)
     lakehouse_view_refresh_seconds: float = Field(2.0, gt=0)
     lakehouse_access_log: bool = True
     # Dagster's production instance reads it from the environment itself; here so output can blank it
@@ -189,6 +192,7 @@ class LakehouseSettings(BaseSettings):
             threads=self.lakehouse_sql_threads,
             access_log=self.lakehouse_access_log,
             memory_tables_mb=self.lakehouse_sql_memory_tables_mb,
+            result_cache_mb=self.lakehouse_sql_result_cache_mb,
         )
 
     @property

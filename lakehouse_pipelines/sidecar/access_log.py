@@ -29,7 +29,9 @@ class AccessLog:
             return
         started = time.perf_counter()
         offered = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _SANE_ID.fullmatch(offered) else os.urandom(16).hex()  # uuid4's 128 random bits
+        request_id = (
+            offered if _SANE_ID.fullmatch(offered) else os.urandom(16).hex()
+        )  # uuid4's 128 random bits
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 

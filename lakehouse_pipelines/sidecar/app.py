@@ -36,6 +36,7 @@ from lakehouse_pipelines.sidecar.auth import BearerAuth
 from lakehouse_pipelines.sidecar.bodies import safe_text, validation_error
 from lakehouse_pipelines.sidecar.body_limit import BodyLimit
 from lakehouse_pipelines.sql.formats import NotAcceptable
+from lakehouse_pipelines.sql.results import ResultCache
 from lakehouse_pipelines.sql.run import DataUnavailable
 from lakehouse_pipelines.sql.views import ViewManager
 
@@ -89,6 +90,8 @@ def create_app(
     )
     app.state.lake = lake
     app.state.views = views
+    # repeated read queries' JSON answers, per views generation (sql/results.py)
+    app.state.sql_results = ResultCache(settings.result_cache_mb * 1024**2, views.uncacheable_names())
     app.state.settings = settings
     app.state.search = search
     app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
 from lakehouse_pipelines.sidecar.fast_json import FastJSONResponse
@@ -17,6 +17,7 @@ from lakehouse_pipelines.sidecar.models import ErrorBody, SqlRequest, SqlRespons
 from lakehouse_pipelines.sql import formats
 from lakehouse_pipelines.sql import run as query
 from lakehouse_pipelines.sql.guard import check_read_only
+from lakehouse_pipelines.sql.results import ResultCache, no_cache
 
 router = APIRouter(route_class=StrictJsonRoute)  # strict JSON bodies (bodies.py)
 
@@ -57,6 +58,12 @@ async def run_sql(body: SqlRequest, request: Request):
         relations = {r.name: r.table for r in found}
         summaries = {r.name: r.summary() for r in found}
     if media_type == formats.JSON:
+        results: ResultCache | None = getattr(state, "sql_results", None)
+        cacheable = relations is None and results is not None and results.cacheable(body.sql)
+        generation = state.views.generation  # read before the query runs (sql/results.py)
+        fresh = no_cache(request)  # `Cache-Control: no-cache`: run it (and keep the new answer)
+        if cacheable and not fresh and (answer := results.get(body.sql, generation)) is not None:
+            return Response(answer, media_type=formats.JSON, headers={"x-result-cached": "true"})
         result = await run_in_threadpool(
             query.run_json,
             state.views,
@@ -67,7 +74,10 @@ async def run_sql(body: SqlRequest, request: Request):
         )
         if summaries is not None:
             result["search"] = summaries
-        return FastJSONResponse(result)
+        response = FastJSONResponse(result)
+        if cacheable:
+            results.put(body.sql, generation, bytes(response.body))
+        return response
     running = await run_in_threadpool(
         query.start, state.views, body.sql, timeout=limits.query_timeout, relations=relations
     )

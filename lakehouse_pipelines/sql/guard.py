@@ -90,7 +90,7 @@ def _check_text(sql: str) -> None:
 def _split(sql: str) -> list[list[Token]]:
     """The tokens of each non-empty statement, split at top-level `;` (a `;` in a string is in its token)."""
     statements: list[list[Token]] = [[]]
-    for token in _tokens(sql):
+    for token in tokens(sql):
         if token.text == ";":
             statements.append([])
         else:
@@ -165,7 +165,7 @@ class Token(NamedTuple):
     keyword: bool  # a DuckDB keyword (not an identifier or literal of the user's)
 
 
-def _tokens(text: str) -> list[Token]:
+def tokens(text: str) -> list[Token]:
     """Each token by DuckDB's tokenizer (which opens nothing), minus comments."""
     tokens = duckdb.tokenize(text)
     offsets = _char_offsets(text, [offset for offset, _ in tokens])

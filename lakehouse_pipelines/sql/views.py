@@ -26,6 +26,7 @@ from lakehouse_pipelines.lake.catalog import Manifest
 from lakehouse_pipelines.lake.storage import LocalStorage, S3Storage
 from lakehouse_pipelines.settings import AwsSettings, LakehouseSettings, SidecarSettings
 from lakehouse_pipelines.sql.memory_tables import MemoryTables
+from lakehouse_pipelines.sql.results import uncacheable_names
 from lakehouse_pipelines.sql.versions import VersionViews
 
 log = logging.getLogger("lakehouse.sidecar.views")
@@ -60,6 +61,7 @@ class ViewManager:
         self.memory = MemoryTables(memory_tables_mb * 1024**2)  # datasets copied into memory
         self.refresh_interval = refresh_interval
         self._views: dict[str, ViewState] = {}
+        self.generation = 0  # bumped whenever a view changes: what cached answers are keyed on (results.py)
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,6 +99,14 @@ class ViewManager:
     def datasets(self) -> list[str]:
         return sorted(self._views)
 
+    def uncacheable_names(self) -> frozenset[str]:
+        """Function names that make an answer depend on more than the views (`results.py`)."""
+        cur = self._con.cursor()
+        try:
+            return uncacheable_names(cur)
+        finally:
+            cur.close()
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one request: its own transaction and interrupt handle on the shared engine."""
         return self._con.cursor()
@@ -129,6 +139,8 @@ class ViewManager:
                         self.versions.refresh_as_of(cur)
                 finally:
                     cur.close()
+                    if changed:
+                        self.generation += 1
             return changed
 
     def start(self) -> None:
