@@ -61,6 +61,7 @@ class ViewManager:
         self.memory = MemoryTables(memory_tables_mb * 1024**2)  # datasets copied into memory
         self.refresh_interval = refresh_interval
         self._views: dict[str, ViewState] = {}
+        self._copies_due: set[str] = set()  # on Parquet until the refresh thread loads their copies
         self.generation = 0  # bumped whenever a view changes: what cached answers are keyed on (results.py)
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -80,7 +81,7 @@ class ViewManager:
         self.versions = VersionViews(lake)
         self.versions.install(self._con)
         self.memory.install(self._con)
-        self.refresh()
+        self.refresh(copies=False)  # views at once; memory copies load in the refresh thread (start())
         _lock_engine(self._con, [lake_root(lake), f"{spill}/"])
 
     @classmethod
@@ -111,8 +112,12 @@ class ViewManager:
         """A cursor for one request: its own transaction and interrupt handle on the shared engine."""
         return self._con.cursor()
 
-    def refresh(self) -> list[str]:
-        """Bring every view in line with the catalog; return the datasets whose view changed."""
+    def refresh(self, copies: bool = True) -> list[str]:
+        """Bring every view in line with the catalog; return the datasets whose view changed.
+
+        `copies=False` builds every new view over Parquet and leaves loading memory copies
+        (memory_tables.py: seconds for a large dataset) to a later refresh, so start-up does not wait.
+        """
         with self._refresh_lock:
             manifests = {m.name: m for m in self.lake.catalog.list()}
             changed = []
@@ -120,16 +125,22 @@ class ViewManager:
             try:
                 for name, manifest in manifests.items():
                     state = ViewState(manifest.version, manifest.updated_at)
-                    if self._views.get(name) == state:
+                    current = self._views.get(name) == state
+                    if current and not (copies and name in self._copies_due):
                         continue
-                    if not self.memory.apply(cur, self.lake, manifest):  # a copy in memory (memory_tables.py)
+                    self._copies_due.discard(name)
+                    if not (copies and self.memory.apply(cur, self.lake, manifest)):  # memory_tables.py
                         cur.execute(view_sql(self.lake, manifest))
-                    self.versions.sync(cur, manifest)  # before the state: a failed sync is retried
-                    self._views[name] = state
+                        if not copies and self.memory.budget > 0:
+                            self._copies_due.add(name)
+                    if not current:
+                        self.versions.sync(cur, manifest)  # before the state: a failed sync is retried
+                        self._views[name] = state
                     changed.append(name)
                 for name in set(self._views) - set(manifests):
                     cur.execute(f'DROP VIEW IF EXISTS "{name}"')
                     self.memory.drop(cur, name)
+                    self._copies_due.discard(name)
                     self.versions.drop(cur, name)
                     del self._views[name]
                     changed.append(name)

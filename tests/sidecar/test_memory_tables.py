@@ -47,6 +47,8 @@ def two_engines(lake: Lake, workers_csv: Path):
     ingest(lake, str(workers_csv), WORKERS)
     plain = ViewManager(lake, threads=1)
     memory = ViewManager(lake, threads=1, memory_tables_mb=64)
+    assert in_memory(memory) == set()  # start-up builds Parquet views and waits for no copy
+    assert memory.refresh() == ["workers"] and plain.refresh() == []  # the refresh thread loads it
     yield lake, plain, memory
     plain.close()
     memory.close()
@@ -68,6 +70,7 @@ def test_a_dataset_over_the_budget_stays_on_parquet(lake: Lake, tmp_path):
     ingest(lake, str(write_workers_csv(tmp_path / "w.csv", 20_000)), WORKERS)  # ~1 MiB of Parquet
     tight = ViewManager(lake, threads=1, memory_tables_mb=1)  # a copy is estimated at 4x that
     try:
+        tight.refresh()
         assert in_memory(tight) == set() and tight.memory.used == {}
         answer = query.run_json(tight, "SELECT count(*) FROM workers", timeout=10, max_rows=10)
         assert answer["rows"] == [[20_000]]
