@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT.parent))
 from bench.http_load import load_summary, wrk_post  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
 from lakehouse_pipelines.datasets import load_specs  # noqa: E402
+from lakehouse_pipelines.ingest.conversion import ROW_GROUP_ROWS  # noqa: E402
 from lakehouse_pipelines.ingest.csv_file import quote_literal  # noqa: E402
-from lakehouse_pipelines.ingest.publish import ROW_GROUP_ROWS, ingest  # noqa: E402
+from lakehouse_pipelines.ingest.publish import ingest  # noqa: E402
 from lakehouse_pipelines.ingest.sample_workers import write_workers_csv  # noqa: E402
 from lakehouse_pipelines.lake import Lake  # noqa: E402
 from lakehouse_pipelines.lake import duckdb_connection as engine  # noqa: E402

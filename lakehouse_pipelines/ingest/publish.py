@@ -1,8 +1,9 @@
 """CSV drop → typed, zstd Parquet in the lake → registered in the catalog. Plain Python, no Dagster.
 
 Order matters for consistency: hash the source (a known source is a no-op), infer its schema from every
-row, refuse drift before writing anything, convert into a private staging file, check the contract, publish
-the immutable content-addressed object, and only then swap the manifest. A crash at any step leaves the
+row while converting it into a private staging file (conversion.py; drift is refused before any Parquet
+is written in a schema the dataset refuses), check the contract, publish the immutable content-addressed
+object, and only then swap the manifest. A crash at any step leaves the
 previous state or the new one; never a visible partial file, never a manifest naming a missing object.
 """
 
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -21,17 +23,16 @@ import pyarrow.parquet as pq
 
 from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import BadInput, SchemaDrift
+from lakehouse_pipelines.ingest.conversion import Progress, convert
 from lakehouse_pipelines.ingest.csv_file import (
     csv_error,
     digest_file,
     open_drop,
     pinned_path,
-    quote_literal,
     read_csv_sql,
     read_header,
     refuse_nul,
 )
-from lakehouse_pipelines.ingest.type_inference import cast_sql, infer_schema
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake import duckdb_connection as engine
 from lakehouse_pipelines.lake.catalog import DataObject, Manifest, RegisterStatus
@@ -39,17 +40,10 @@ from lakehouse_pipelines.lake.fingerprint import Column, schema_fingerprint
 from lakehouse_pipelines.lake.keys import object_key, validate_dataset_name
 from lakehouse_pipelines.lake.storage import S3Storage
 
-# Small row groups keep a point lookup's read (and the wide resume column it decompresses) small;
-# min/max statistics per group let DuckDB skip the rest, which works when a drop arrives clustered on its
-# key (rows keep the drop's order). At 500K workers rows, 16K rows per group cut a lookup by id from ~10-11
-# to ~7.5-9 ms and cost scans ~1 ms of per-query footer work (bench/bench_sql.py); 8K and smaller cost more.
-ROW_GROUP_ROWS = 16_384
 DUCKDB_MEMORY_LIMIT_MB = 256
 # DuckDB's Parquet writer reserves buffers per column up front (a 2,000-column file needs ~500 MB of limit
 # while its real peak stays under 200 MiB), so the limit grows with the width.
 DUCKDB_MEMORY_PER_COLUMN_KB = 128
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -107,11 +101,8 @@ def publish_drop(
         refuse_nul(path, source, digest)  # DuckDB's reader would keep a NUL in a cell
         with _duckdb(lake.scratch, len(names)) as con, _staging_file(lake.scratch) as staged:
             relation = read_csv_sql(path, names)
-            say("inferring types")
-            schema = _csv_step(source, lambda: infer_schema(con, relation, names))
-            lake.catalog.check_compatible(spec.name, schema.columns)
-            say("writing parquet")
-            rows = _csv_step(source, lambda: _write_parquet(con, relation, cast_sql(schema), staged))
+            accept = partial(lake.catalog.check_compatible, spec.name)
+            schema = _csv_step(source, lambda: convert(con, relation, names, staged, accept, say).schema)
             if spec.contract:
                 say("checking contract")
                 from lakehouse_pipelines.ingest import contracts  # pandera + pandas: 0.7 s, only when used
@@ -119,7 +110,7 @@ def publish_drop(
                 contracts.validate(spec.contract, spec.name, schema.columns, staged, con)
             obj = DataObject(
                 key=object_key(spec.name, schema_fingerprint(schema.columns), source_sha256),
-                rows=rows,
+                rows=schema.rows,
                 bytes=staged.stat().st_size,
                 source=source,
                 source_sha256=source_sha256,
@@ -148,16 +139,6 @@ def register_drop(lake: Lake, drop: PublishedDrop) -> IngestResult:
         drop.columns,
         _since(started),
     )
-
-
-def _write_parquet(con: duckdb.DuckDBPyConnection, relation: str, select: str, staged: Path) -> int:
-    (rows,) = con.execute(
-        f"COPY (SELECT {select} FROM {relation}) TO {quote_literal(str(staged))} "
-        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-    ).fetchone()
-    with open(staged, "rb") as f:
-        os.fsync(f.fileno())
-    return int(rows)
 
 
 def first_rows(parquet: Path, n: int = 5) -> tuple[dict, ...]:

@@ -2,8 +2,10 @@
 
 A column's type is the first of bool, int64, float64, date, timestamp that every non-empty value fits, else
 string. DuckDB evaluates the rules as vectorised SQL over its streaming CSV reader. A cheap pass over the
-first rows only *eliminates* candidates (a value that fails a type there fails it for the file), so the
-full pass checks the few survivors per column; it never decides a type from a sample.
+first rows only *eliminates* candidates (a value that fails a type there fails it for the file), so each
+column's first survivor is a guess that only the rest of the file can overturn. Two ways to check it: a
+full pass over the few survivors per column (`infer_schema`), or casts that fail at the first value the
+guess does not fit (`checked_cast_sql`), which verify while they convert. Neither decides from a sample.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from dataclasses import dataclass
 
 import duckdb
 
-from lakehouse_pipelines.ingest.csv_file import quote_ident
+from lakehouse_pipelines.ingest.csv_file import quote_ident, quote_literal
 from lakehouse_pipelines.lake.fingerprint import CANDIDATE_TYPES, Column
 
 SAMPLE_ROWS = 20_000
 MAX_CHECKS_PER_PASS = 160
+# What a checked cast raises (DuckDB's `error()`): the guess is wrong, not the file.
+GUESS_MISSED = "lakehouse ingest: a value past the sample does not fit its column's guessed type"
 
 # The contract's shapes, in RE2 syntax (DuckDB). A number's integer part is `0` or starts with 1-9, so
 # zip codes like 00501 stay strings; floats are decimal or exponent notation and include plain integers.
@@ -82,12 +86,40 @@ class _Evidence:
     zoned: bool
 
 
-def infer_schema(con: duckdb.DuckDBPyConnection, relation: str, names: list[str]) -> InferredSchema:
+@dataclass(frozen=True)
+class SchemaGuess:
+    """What the sample pass learned: the schema itself when the sample was the whole file (`exact`), else
+    each column's first type no sampled value ruled out (a column empty so far: `string`, kept empty)."""
+
+    schema: InferredSchema
+    exact: bool
+    evidence: dict[str, _Evidence]
+
+
+def infer_schema(
+    con: duckdb.DuckDBPyConnection, relation: str, names: list[str], sample_rows: int = SAMPLE_ROWS
+) -> InferredSchema:
     """Infer every column's logical type from every row of `relation` (text columns `names`)."""
-    sample = f"(SELECT * FROM {relation} LIMIT {SAMPLE_ROWS})"
+    guess = guess_schema(con, relation, names, sample_rows)
+    return guess.schema if guess.exact else verify_guess(con, relation, guess)
+
+
+def guess_schema(
+    con: duckdb.DuckDBPyConnection, relation: str, names: list[str], sample_rows: int = SAMPLE_ROWS
+) -> SchemaGuess:
+    """Check every candidate type on the first `sample_rows` rows of `relation` only."""
+    sample = f"(SELECT * FROM {relation} LIMIT {sample_rows})"
     rows, evidence = _scan(con, sample, {name: CANDIDATE_TYPES for name in names})
-    if rows >= SAMPLE_ROWS:
-        rows, evidence = _scan(con, relation, {name: e.fits for name, e in evidence.items()})
+    return SchemaGuess(_schema(rows, evidence), exact=rows < sample_rows, evidence=evidence)
+
+
+def verify_guess(con: duckdb.DuckDBPyConnection, relation: str, guess: SchemaGuess) -> InferredSchema:
+    """The schema from every row: one pass checking each column's surviving candidates."""
+    rows, evidence = _scan(con, relation, {name: e.fits for name, e in guess.evidence.items()})
+    return _schema(rows, evidence)
+
+
+def _schema(rows: int, evidence: dict[str, _Evidence]) -> InferredSchema:
     columns = tuple(
         Column(name, e.fits[0] if e.values and e.fits else "string", e.nulls) for name, e in evidence.items()
     )
@@ -156,6 +188,35 @@ def cast_column_sql(column: Column, zoned: bool) -> str:
 def cast_sql(schema: InferredSchema) -> str:
     """The SELECT list that turns the text columns into their inferred types."""
     return ", ".join(f"{_cast(c, c.name in schema.zoned)} AS {quote_ident(c.name)}" for c in schema.columns)
+
+
+def checked_cast_sql(guess: SchemaGuess) -> str:
+    """The SELECT list that casts to the guessed types and raises GUESS_MISSED at the first value that does
+    not fit its column's guess by the inference rules.
+
+    The sample ruled out every type before each column's guess, so a file whose values all fit their
+    guesses has exactly the schema a full pass would infer, and these casts write what `cast_sql` of that
+    schema writes. A guessed `string` column with values takes anything; one empty so far must stay empty;
+    a naive timestamp guess takes no value with a UTC offset (that would make the column zoned).
+    """
+    schema = guess.schema
+    return ", ".join(
+        f"{_checked_cast(c, guess.evidence[c.name].values > 0, c.name in schema.zoned)} AS {quote_ident(c.name)}"
+        for c in schema.columns
+    )
+
+
+def _checked_cast(column: Column, seen: bool, zoned: bool) -> str:
+    v = _value(column.name)
+    if column.type == "string":
+        if seen:
+            return _cast(column, zoned)
+        fits = f"{v} IS NULL"
+    else:
+        fits = fits_sql(column.type, column.name)
+    if column.type == "timestamp" and not zoned:
+        fits += f" AND NOT coalesce(regexp_matches({v}, '{ZONE_RE}'), false)"
+    return f"CASE WHEN {fits} THEN {_cast(column, zoned)} ELSE error({quote_literal(GUESS_MISSED)}) END"
 
 
 def _cast(column: Column, zoned: bool) -> str:
