@@ -23,11 +23,10 @@ from lakehouse_pipelines.errors import SchemaDrift
 from lakehouse_pipelines.ingest.csv_file import quote_ident, quote_literal
 from lakehouse_pipelines.ingest.type_inference import (
     GUESS_MISSED,
-    SAMPLE_ROWS,
     InferredSchema,
+    SchemaGuess,
     cast_sql,
     checked_cast_sql,
-    guess_schema,
     verify_guess,
 )
 from lakehouse_pipelines.lake.fingerprint import Column
@@ -53,18 +52,16 @@ class Conversion:
 def convert(
     con: duckdb.DuckDBPyConnection,
     relation: str,
-    names: list[str],
+    guess: SchemaGuess,
     staged: Path,
     accept: Accept,
     say: Progress,
-    sample_rows: int = SAMPLE_ROWS,
 ) -> Conversion:
-    """Write `relation` (text columns `names`) to `staged` as Parquet in the types inferred from every row.
+    """Write `relation` to `staged` as Parquet in the types inferred from every row, starting from the
+    sample pass's `guess` over it.
 
     `accept` sees the schema before any Parquet is written from it; a guess it refuses is not written.
     """
-    say("inferring types")
-    guess = guess_schema(con, relation, names, sample_rows)
     if guess.exact:
         accept(guess.schema.columns)
         say("writing parquet")
@@ -81,7 +78,7 @@ def convert(
             columns = tuple(replace(c, nullable=written.nulls(c.name) > 0) for c in guess.schema.columns)
             schema = replace(guess.schema, columns=columns, rows=written.rows)
             return Conversion(schema, "one pass")
-        say("inferring types")
+    say("inferring types")
     schema = verify_guess(con, relation, guess)
     accept(schema.columns)
     say("writing parquet")

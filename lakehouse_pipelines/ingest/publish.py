@@ -1,7 +1,7 @@
 """CSV drop → typed, zstd Parquet in the lake → registered in the catalog. Plain Python, no Dagster.
 
-Order matters for consistency: hash the source (a known source is a no-op), infer its schema from every
-row while converting it into a private staging file (conversion.py; drift is refused before any Parquet
+Order matters for consistency: hash the source (while the sample pass guesses its types on the other core;
+a known source is a no-op), infer its schema from every row while converting it into a private staging file (conversion.py; drift is refused before any Parquet
 is written in a schema the dataset refuses), check the contract, publish the immutable content-addressed
 object, and only then swap the manifest. A crash at any step leaves the
 previous state or the new one; never a visible partial file, never a manifest naming a missing object.
@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,6 +25,7 @@ from lakehouse_pipelines.datasets import DatasetSpec
 from lakehouse_pipelines.errors import BadInput, SchemaDrift
 from lakehouse_pipelines.ingest.conversion import Progress, convert
 from lakehouse_pipelines.ingest.csv_file import (
+    FileDigest,
     csv_error,
     digest_file,
     open_drop,
@@ -32,6 +34,7 @@ from lakehouse_pipelines.ingest.csv_file import (
     read_header,
     refuse_nul,
 )
+from lakehouse_pipelines.ingest.type_inference import SchemaGuess, guess_schema
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.lake import duckdb_connection as engine
 from lakehouse_pipelines.lake.catalog import DataObject, Manifest, RegisterStatus
@@ -92,22 +95,26 @@ def publish_drop(
     started = time.perf_counter()
     with _local_copy(source, lake.scratch, _local_landing(lake)) as path:
         _check_size(path, source, lake.max_file_bytes)
-        say("hashing")
-        digest = digest_file(path)
-        source_sha256 = digest.sha256
-        current = lake.catalog.find(spec.name)
-        if current is not None and current.has_source(source_sha256):
-            obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
-            return PublishedDrop(spec.name, source, current.columns, obj, False, True, _since(started))
-        names = read_header(path, source)
-        refuse_nul(path, source, digest)  # DuckDB's reader would keep a NUL in a cell
+        names = read_header(path, source)  # a file whose header fails was never registered either
         with _staging_file(lake.scratch) as staged:
             # Its own connection: DuckDB holds the conversion's buffers (~220 MiB at 500K workers rows)
             # until the connection closes, and the contract check's pandas and polars would come on top.
             with _duckdb(lake.scratch, len(names)) as con:
                 relation = read_csv_sql(path, names)
+                say("hashing")
+                digest, guess = _hash_while_sampling(path, con, relation, names)
+                source_sha256 = digest.sha256
+                current = lake.catalog.find(spec.name)
+                if current is not None and current.has_source(source_sha256):
+                    obj = next(o for o in current.objects if o.source_sha256 == source_sha256)
+                    return PublishedDrop(
+                        spec.name, source, current.columns, obj, False, True, _since(started)
+                    )
+                refuse_nul(path, source, digest)  # DuckDB's reader would keep a NUL in a cell
                 accept = partial(lake.catalog.check_compatible, spec.name)
-                schema = _csv_step(source, lambda: convert(con, relation, names, staged, accept, say).schema)
+                schema = _csv_step(
+                    source, lambda: convert(con, relation, guess(), staged, accept, say)
+                ).schema
             if spec.contract:
                 say("checking contract")
                 from lakehouse_pipelines.ingest import contracts  # pandera + pandas: 0.7 s, only when used
@@ -145,6 +152,25 @@ def register_drop(lake: Lake, drop: PublishedDrop) -> IngestResult:
         drop.columns,
         _since(started),
     )
+
+
+def _hash_while_sampling(
+    path: Path, con: duckdb.DuckDBPyConnection, relation: str, names: list[str]
+) -> tuple[FileDigest, Callable[[], SchemaGuess]]:
+    """The file's digest, and the sample pass's type guess taken meanwhile on the other core (hashlib and
+    DuckDB release the GIL). The guess (or the error it met) is given only when asked for, so a known
+    source or a NUL byte still comes first, as when the hash ran alone before anything else."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
+        hashing = pool.submit(digest_file, path)
+        try:
+            guess = guess_schema(con, relation, names)
+        except duckdb.Error as exc:
+            return hashing.result(), partial(_reraise, exc)
+        return hashing.result(), lambda: guess
+
+
+def _reraise(exc: Exception):
+    raise exc
 
 
 def first_rows(parquet: Path, n: int = 5) -> tuple[dict, ...]:
