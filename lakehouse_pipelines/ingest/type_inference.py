@@ -18,6 +18,7 @@ from lakehouse_pipelines.ingest.csv_file import quote_ident, quote_literal
 from lakehouse_pipelines.lake.fingerprint import CANDIDATE_TYPES, Column
 
 SAMPLE_ROWS = 20_000
+PROBE_ROWS = 1_000
 MAX_CHECKS_PER_PASS = 160
 # What a checked cast raises (DuckDB's `error()`): the guess is wrong, not the file.
 GUESS_MISSED = "lakehouse ingest: a value past the sample does not fit its column's guessed type"
@@ -105,12 +106,24 @@ def infer_schema(
 
 
 def guess_schema(
-    con: duckdb.DuckDBPyConnection, relation: str, names: list[str], sample_rows: int = SAMPLE_ROWS
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    names: list[str],
+    sample_rows: int = SAMPLE_ROWS,
+    probe_rows: int = PROBE_ROWS,
 ) -> SchemaGuess:
-    """Check every candidate type on the first `sample_rows` rows of `relation` only."""
-    sample = f"(SELECT * FROM {relation} LIMIT {sample_rows})"
-    rows, evidence = _scan(con, sample, {name: CANDIDATE_TYPES for name in names})
-    return SchemaGuess(_schema(rows, evidence), exact=rows < sample_rows, evidence=evidence)
+    """Check every candidate type on the first `sample_rows` rows of `relation` only.
+
+    The first `probe_rows` rows rule out most candidates cheaply (text columns fail every type at once), so
+    the sample checks only what survives them: the same survivors as checking everything on the sample.
+    """
+    candidates = {name: CANDIDATE_TYPES for name in names}
+    for limit in sorted({min(probe_rows, sample_rows), sample_rows}):
+        rows, evidence = _scan(con, f"(SELECT * FROM {relation} LIMIT {limit})", candidates)
+        if rows < limit:
+            return SchemaGuess(_schema(rows, evidence), exact=True, evidence=evidence)
+        candidates = {name: e.fits for name, e in evidence.items()}
+    return SchemaGuess(_schema(rows, evidence), exact=False, evidence=evidence)
 
 
 def verify_guess(con: duckdb.DuckDBPyConnection, relation: str, guess: SchemaGuess) -> InferredSchema:

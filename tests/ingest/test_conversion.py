@@ -1,10 +1,11 @@
 """The one-pass conversion answers exactly what the plain way does, on the same data.
 
 The plain way infers every column's type from every row, then writes; the one-pass way writes the sample's
-guess with checked casts and falls back to the plain way at the first value the guess does not fit. Both
-must give the same schema (types, nullability, zones, rows), the same Parquet (types and values) and the
-same errors. A sample of a few rows makes guesses, their misses and the fallback happen on small generated
-files; one drop larger than the real sample checks the default path end to end.
+guess (its sample checking only what a smaller probe left standing) with checked casts, and falls back to
+the plain way at the first value the guess does not fit. Both must give the same schema (types,
+nullability, zones, rows), the same Parquet (types and values) and the same errors. A sample of a few rows
+makes guesses, their misses and the fallback happen on small generated files; one drop larger than the
+real sample checks the default path end to end.
 
 Deterministic for CI: hypothesis' example database is off and generation is derandomized.
 """
@@ -77,7 +78,7 @@ def csv_drops(draw) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode("utf-8", "surrogateescape")
 
 
-def answer(path: Path, out: Path, optimised: bool, sample_rows: int) -> tuple:
+def answer(path: Path, out: Path, optimised: bool, sample_rows: int, probe_rows: int = 1) -> tuple:
     """What a conversion gives: the schema and the Parquet's schema and rows, or the error it raised."""
     try:
         names = read_header(path, path.name)
@@ -87,7 +88,7 @@ def answer(path: Path, out: Path, optimised: bool, sample_rows: int) -> tuple:
     relation = read_csv_sql(path, names)
     try:
         if optimised:
-            guess = guess_schema(con, relation, names, sample_rows)
+            guess = guess_schema(con, relation, names, sample_rows, probe_rows)
             conversion = convert(con, relation, guess, out, lambda _: None, lambda _: None)
             schema = conversion.schema
             event(conversion.path)
@@ -112,16 +113,17 @@ def fuzz(examples: int) -> settings:
     )
 
 
-@given(data=csv_drops(), sample_rows=st.integers(1, 4))
-@example(data=b"t\n2024-01-31T10:20\n2024-01-31T10:20\n2024-01-31T10:20Z\n", sample_rows=2)  # a late zone
-@example(data=b"a,b\n1,\n2,\n3,x\n", sample_rows=2)  # a column empty in the sample
-@example(data=b"a\n1\n2\n1.5\n", sample_rows=2)  # int widened to float
-@example(data=b"a\n1\n2\n3\n4,5\n", sample_rows=2)  # a ragged row past the sample
+@given(data=csv_drops(), sample_rows=st.integers(1, 4), probe_rows=st.integers(1, 4))
+# a late zone, a column empty in the sample, an int widened to float, a ragged row past the sample
+@example(data=b"t\n2024-01-31T10:20\n2024-01-31T10:20\n2024-01-31T10:20Z\n", sample_rows=2, probe_rows=1)
+@example(data=b"a,b\n1,\n2,\n3,x\n", sample_rows=2, probe_rows=1)
+@example(data=b"a\n1\n2\n1.5\n", sample_rows=2, probe_rows=1)
+@example(data=b"a\n1\n2\n3\n4,5\n", sample_rows=2, probe_rows=1)
 @fuzz(150)
-def test_the_one_pass_conversion_answers_as_the_plain_way(tmp_path, data, sample_rows):
+def test_the_one_pass_conversion_answers_as_the_plain_way(tmp_path, data, sample_rows, probe_rows):
     path = tmp_path / "drop.csv"
     path.write_bytes(data)
-    optimised = answer(path, tmp_path / "one.parquet", True, sample_rows)
+    optimised = answer(path, tmp_path / "one.parquet", True, sample_rows, probe_rows)
     plain = answer(path, tmp_path / "plain.parquet", False, sample_rows)
     assert optimised == plain
 
