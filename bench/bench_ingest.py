@@ -94,6 +94,12 @@ print(out)
     ),
 }
 THIS_TREE = "this tree"
+# Appended to every program: its own peak RSS (VmHWM, its address space since exec), into the output folder.
+# rusage would not do: Linux counts a child's high-water mark from before its exec, i.e. this process's.
+PEAK = """
+with open(sys.argv[2] + "/peak_kib", "w") as peak:
+    peak.write(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
+"""
 
 
 @dataclass
@@ -113,15 +119,14 @@ def run_once(engine: str, csv: Path, tree: Path | None, runs: Runs) -> None:
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", program, str(csv), str(out), *([dataset] if dataset else [])],
+        [sys.executable, "-c", program + PEAK, str(csv), str(out), *([dataset] if dataset else [])],
         stdout=subprocess.PIPE, text=True, env=env, cwd=tree,
     )  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    runs.walls.append(time.perf_counter() - started)
-    runs.rss.append(usage.ru_maxrss / 1024)
     printed = process.stdout.read().strip().splitlines()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{engine} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    if process.wait() != 0:
+        raise RuntimeError(f"{engine} failed with exit code {process.returncode}")
+    runs.walls.append(time.perf_counter() - started)
+    runs.rss.append(int((out / "peak_kib").read_text()) / 1024)
     if dataset:
         report = json.loads(printed[-1])
         parquet = report["parquet"]
