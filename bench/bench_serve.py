@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -267,15 +268,18 @@ def load_rounds(
     """(variant, endpoint) -> one wrk run per round; every endpoint on every variant in each round."""
     runs: dict[tuple, list[dict]] = {(v, name): [] for name in targets for v in ports}
     keys = list(runs)
+    rates = {key: probe_rate(ports[key[0]], targets[key[1]], args) for key in keys}
     for r in range(args.rounds):
         for variant, name in keys[r % len(keys) :] + keys[: r % len(keys)]:
             path, body, kind, headers = targets[name]
-            share = args.search_requests if kind == "search" else args.sql_requests
+            share = (args.search_requests if kind == "search" else args.sql_requests) // args.rounds
+            # wrk runs for as long as the probed rate needs for the share (its `response` hook, which
+            # counts answers, costs wrk ~10% of a cheap route's rate on these shared cores: http_load.py)
+            seconds = min(args.max_seconds, max(2, math.ceil(1.1 * share / rates[(variant, name)])))
             cpu = group_cpu(pgids[variant])
             load = wrk_post(
-                f"http://127.0.0.1:{ports[variant]}{path}", body, requests=share // args.rounds,
-                max_seconds=args.max_seconds, connections=args.connections, work=WORK / "serve" / "wrk",
-                headers=headers,
+                f"http://127.0.0.1:{ports[variant]}{path}", body, requests=share, max_seconds=args.max_seconds,
+                connections=args.connections, work=WORK / "serve" / "wrk", headers=headers, seconds=seconds,
             )  # fmt: skip
             load["cpu_ms"] = (group_cpu(pgids[variant]) - cpu) * 1000 / load["requests"]
             runs[(variant, name)].append(load)
@@ -285,6 +289,16 @@ def load_rounds(
                 flush=True,
             )
     return runs
+
+
+def probe_rate(port: int, target: tuple, args: argparse.Namespace) -> float:
+    """Requests/s of a 2-second run: what sizes the endpoint's timed runs."""
+    path, body, _, headers = target
+    load = wrk_post(
+        f"http://127.0.0.1:{port}{path}", body, requests=0, max_seconds=2, connections=args.connections,
+        work=WORK / "serve" / "wrk", headers=headers, seconds=2,
+    )  # fmt: skip
+    return max(load["rps"], 1.0)
 
 
 def latency_rounds(ports: dict[str, int], rows: list[int], rounds: int) -> dict[tuple, list[float]]:
@@ -369,7 +383,8 @@ def report(args, targets, runs, times, starts, variants: list[str]) -> list[str]
     lines = [
         f"One `lakehouse serve --workers {args.workers}` (uvicorn, uvloop + httptools, access log on, stderr to "
         "/dev/null) serving four datasets; wrk (2 threads, concurrency "
-        f"{args.connections}) on the same 2 cores. {args.rounds} interleaved rounds, "
+        f"{args.connections}, no Lua response hook: each run lasts what a 2-second probe's rate needs for its "
+        f"share of the requests) on the same 2 cores. {args.rounds} interleaved rounds, "
         "the order rotating; each round runs every endpoint, the framework's own ceiling (`GET /health`, a "
         "trivial route of the same app) included, so *of ceiling* compares rates measured minutes apart. "
         "Rates and percentiles: median (min-max) over the rounds; requests and non-2xx: totals over them. "
