@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
 
 from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
@@ -49,14 +51,27 @@ def import_every_project_module() -> None:
 PAYLOAD_TYPES = {"state": "keyword", "n": "integer", "rate": "float", "ok": "bool", "when": "datetime"}
 
 
-def lake_state(lake: Lake) -> dict[str, str]:
-    """Every file under the lake root with the sha256 of its bytes (lock files aside: they are empty)."""
+def lake_state(lake: Lake, *, locks: bool = False) -> dict[str, str]:
+    """Every file under the lake root with the sha256 of its bytes; lock files (empty) only with `locks`."""
     root = Path(lake.storage.root)
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".locks" not in p.parts
+        if p.is_file() and (locks or ".locks" not in p.parts)
     }
+
+
+def fuzz_settings(examples: int, deadline_seconds: float, *quiet: HealthCheck) -> settings:
+    """Hypothesis settings of every fuzz test: no example database, derandomized (the same examples on
+    every run), `examples` of them, a generous deadline for a busy 2-core machine; `quiet` health checks
+    besides too_slow and data_too_large are not reported."""
+    return settings(
+        database=None,
+        derandomize=True,
+        max_examples=examples,
+        deadline=timedelta(seconds=deadline_seconds),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, *quiet],
+    )
 
 
 @dataclass

@@ -15,7 +15,6 @@ import datetime as dt
 import io
 import itertools
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -28,19 +27,14 @@ from lakehouse_pipelines.ingest.publish import ingest
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.settings import LakeSettings
 from lakehouse_pipelines.terminal import visible
-from tests.hostile_support import import_every_project_module, lake_state
+from tests.hostile_support import fuzz_settings, import_every_project_module, lake_state
 
 import_every_project_module()  # a fixed pool of constants for hypothesis (hostile_support.py)
 
 
 def fuzz(examples: int) -> settings:
-    return settings(
-        database=None,
-        derandomize=True,
-        max_examples=examples,
-        deadline=timedelta(seconds=10),  # one ingest is ~0.1 s; a busy 2-core machine can be 10x slower
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
+    # one ingest is ~0.1 s; a busy 2-core machine can be 10x slower
+    return fuzz_settings(examples, 10, HealthCheck.filter_too_much)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lakehouse_pipelines.search.service import BadSearch, parse_filter
@@ -26,6 +25,7 @@ from lakehouse_pipelines.sql.guard import QueryRefused, check_read_only
 from tests.hostile_support import (
     PAYLOAD_TYPES,
     check_refusal,
+    fuzz_settings,
     import_every_project_module,
     lake_state,
     open_sidecar,
@@ -36,13 +36,7 @@ import_every_project_module()  # a fixed pool of constants for hypothesis (hosti
 
 
 def fuzz(examples: int) -> settings:
-    return settings(
-        database=None,
-        derandomize=True,
-        max_examples=examples,
-        deadline=timedelta(seconds=5),  # a request is ~1-10 ms; a busy 2-core machine can be far slower
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    return fuzz_settings(examples, 5)  # a request is ~1-10 ms; a busy 2-core machine can be far slower
 
 
 @pytest.fixture(scope="module")

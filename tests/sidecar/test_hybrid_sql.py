@@ -7,10 +7,8 @@ are refused or harmless, and a relation never outlives its request.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import threading
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -27,6 +25,7 @@ from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.search.vectors.protocol import HnswSettings
 from lakehouse_pipelines.settings import LakeSettings, SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
+from tests.hostile_support import lake_state
 from tests.search_support import HashEmbedder, local_embedder
 
 WORKERS = load_specs()["workers"]
@@ -75,15 +74,6 @@ def hybrid(client: TestClient, sql: str, search: dict, **headers: str):
 
 def forklift(k: int = 500, **extra) -> dict:
     return {"hits": {"dataset": "workers", "query": "forklift driver, night shift", "k": k, **extra}}
-
-
-def lake_files(lake: Lake) -> dict[str, str]:
-    root = Path(lake.storage.root)
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_the_issues_query_joins_hits_with_the_dataset(client):
@@ -248,12 +238,12 @@ def test_search_errors_keep_their_codes(client, indexed):
 )
 def test_a_search_relation_cannot_smuggle_a_write(client, indexed, service, statement):
     lake = indexed[0]
-    before = lake_files(lake)
+    before = lake_state(lake, locks=True)
     misses = service.cache.misses
     response = hybrid(client, statement.format(root=lake.storage.root), forklift())
     assert response.status_code == 400, response.text
     assert service.cache.misses == misses  # the guard refused it before any search ran
-    assert lake_files(lake) == before
+    assert lake_state(lake, locks=True) == before
     assert client.post("/sql", json={"sql": "SELECT count(*) FROM workers"}).json()["rows"] == [[ROWS]]
 
 

@@ -7,7 +7,6 @@ version views or macros) are refused without touching the lake.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from lakehouse_pipelines.ingest.sample_workers import write_workers_csv
 from lakehouse_pipelines.lake import Lake
 from lakehouse_pipelines.settings import SidecarSettings
 from lakehouse_pipelines.sidecar.app import create_app
+from tests.hostile_support import lake_state
 
 WORKERS = load_specs()["workers"]
 
@@ -38,15 +38,6 @@ def rows(client: TestClient, text: str) -> list:
     response = sql(client, text)
     assert response.status_code == 200, response.text
     return response.json()["rows"]
-
-
-def lake_files(lake: Lake) -> dict[str, str]:
-    root = Path(lake.storage.root)
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def wait_for_version(client: TestClient, version: int) -> None:
@@ -161,14 +152,14 @@ def test_old_versions_keep_answering_after_new_drops_land(client, three_versions
     bytes, after more drops."""
     query = "SELECT worker_id, first_name, hourly_rate FROM version('workers', 1) ORDER BY worker_id"
     before = rows(client, query)
-    files_before = lake_files(three_versions)
+    files_before = lake_state(three_versions, locks=True)
     drop(three_versions, tmp_path, "d", 20, 3001)
     drop(three_versions, tmp_path, "e", 10, 4001)
     wait_for_version(client, 5)
     assert rows(client, query) == before
     assert rows(client, "SELECT count(*) FROM version('workers', 5)") == [[210]]
     assert rows(client, "SELECT count(*) FROM added('workers', 3, 5)") == [[30]]
-    files_after = lake_files(three_versions)
+    files_after = lake_state(three_versions, locks=True)
     # every file that existed is byte for byte the same; only new objects and manifests were added, and
     # the catalog's current manifest (the one mutable object) was swapped
     changed = {k for k in files_before if files_after.get(k) != files_before[k]}
@@ -197,7 +188,7 @@ def test_version_arguments_cannot_become_paths_or_other_names(client, three_vers
 
 
 def test_writes_to_version_views_and_macros_are_refused(client, three_versions):
-    before = lake_files(three_versions)
+    before = lake_state(three_versions, locks=True)
     for text in (
         'DROP VIEW "workers@1"',
         'CREATE OR REPLACE VIEW "workers@1" AS SELECT 1',
@@ -208,7 +199,7 @@ def test_writes_to_version_views_and_macros_are_refused(client, three_versions):
     ):
         response = sql(client, text)
         assert response.status_code == 400, (text, response.text)
-    assert lake_files(three_versions) == before
+    assert lake_state(three_versions, locks=True) == before
     assert rows(client, "SELECT count(*) FROM version('workers', 1)") == [[100]]
 
 
