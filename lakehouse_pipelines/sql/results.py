@@ -16,6 +16,7 @@ held per sidecar worker (0 turns it off); the least recently used answers go fir
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from lakehouse_pipelines.sql.guard import tokens
 
 MAX_ANSWER_SHARE = 0.1  # one answer may take at most this share of the cache
 CACHED_TEXT_CHARS = 10_000
+VERDICTS = 4_096  # texts whose cacheability is remembered
 _QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 _WORD = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Special syntax without parentheses that reads the clock or the session
@@ -63,39 +65,29 @@ class ResultCache:
     def __init__(self, max_bytes: int, uncacheable: frozenset[str] = frozenset()):
         self.max_bytes = max_bytes
         self.uncacheable = uncacheable
-        self.hits = self.misses = 0
         self._bytes = 0
         self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._verdicts: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._verdict = functools.lru_cache(maxsize=VERDICTS)(self._depends_only_on_views)
 
     def cacheable(self, sql: str) -> bool:
         """Whether the text's answer depends only on the views (decided once per text)."""
-        if self.max_bytes <= 0 or len(sql) > CACHED_TEXT_CHARS:
+        return self.max_bytes > 0 and len(sql) <= CACHED_TEXT_CHARS and self._verdict(sql)
+
+    def _depends_only_on_views(self, sql: str) -> bool:
+        try:
+            words = {t.text for t in tokens(sql)}
+        except (duckdb.Error, ValueError):
             return False
-        verdict = self._verdicts.get(sql)
-        if verdict is None:
-            try:
-                words = {t.text for t in tokens(sql)}
-            except (duckdb.Error, ValueError):
-                words = set(self.uncacheable)
-            # a quoted name can call a function too ("now"()): every double-quoted text counts as a word
-            words |= {q.replace('""', '"').upper() for q in _QUOTED.findall(sql)}
-            verdict = words.isdisjoint(self.uncacheable)
-            with self._lock:
-                if len(self._verdicts) >= 4_096:
-                    self._verdicts.clear()
-                self._verdicts[sql] = verdict
-        return verdict
+        # a quoted name can call a function too ("now"()): every double-quoted text counts as a word
+        words |= {q.replace('""', '"').upper() for q in _QUOTED.findall(sql)}
+        return words.isdisjoint(self.uncacheable)
 
     def get(self, sql: str, generation: int) -> bytes | None:
         with self._lock:
             answer = self._items.get((sql, generation))
-            if answer is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end((sql, generation))
-            self.hits += 1
+            if answer is not None:
+                self._items.move_to_end((sql, generation))
             return answer
 
     def put(self, sql: str, generation: int, answer: bytes) -> None:
