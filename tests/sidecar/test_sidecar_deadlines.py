@@ -59,3 +59,17 @@ def test_each_cursor_is_interrupted_at_its_own_deadline(order):
         outcome["thread"].join(timeout=20)
         assert isinstance(outcome.get("error"), duckdb.InterruptException), timeout
     assert time.monotonic() - started < 10
+
+
+def test_a_cursor_closed_without_disarm_does_not_stop_the_watchdog():
+    con = duckdb.connect()
+    deadlines = Deadlines()
+    closed = con.cursor()
+    deadlines.arm(closed, 0.05)
+    closed.close()  # a caller's bug: its interrupt() raises ConnectionException
+    time.sleep(0.2)
+    cursor = con.cursor()
+    deadlines.arm(cursor, 0.2)
+    outcome = run_in_thread(cursor, SLOW)
+    outcome["thread"].join(timeout=20)
+    assert isinstance(outcome.get("error"), duckdb.InterruptException)
