@@ -48,7 +48,7 @@ def assemble() -> None:
     header = (
         "# Benchmarks\n\nMeasured on this project's 2-core machines; each section says the command that produced\n"
         "it. Figures are medians of interleaved rounds with min-max: these machines drift up to 2x minute to minute.\n"
-        "`bench/run_all` runs every benchmark in sequence (about two hours; `bench/run_all --plan`\n"
+        "`bench/run_all` runs every benchmark in sequence (about two and a half hours; `bench/run_all --plan`\n"
         "lists the steps and their estimates) and rewrites this file.\n\n"
     )
     (BENCH.parent / "BENCHMARKS.md").write_text(header + "\n".join(sections))

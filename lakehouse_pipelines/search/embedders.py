@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 LOCAL_INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"  # the same export quantized to int8: other vectors, own name
-LOCAL_INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"  # the same export quantized to int8: other vectors, own name
 # nomic-embed-text was trained with task prefixes; without them its scores degrade.
 NOMIC_DOCUMENT_PREFIX = "search_document: "
 NOMIC_QUERY_PREFIX = "search_query: "

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,29 @@ def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):
     store.close()
 
 
+def test_range_links_off_leaves_numeric_columns_without_payload_links_and_still_filters(tmp_path):
+    """`range_links=False`: the numeric indexes are built with `enable_hnsw` off (a faster build that costs
+    range-filter recall, bench/results/index_config.md), keyword and bool ones keep their links."""
+    from qdrant_edge import EdgeShard
+
+    store = EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, range_links=False))
+    vectors = clustered_vectors(500, 16, clusters=5)
+    sync(store, vectors)
+    heavy = store.search(
+        "points", vectors[0], k=20, conditions=(Condition("weight", "range", {"gte": 30.0}, "float"),)
+    )
+    assert heavy and all(h.payload["weight"] >= 30.0 for h in heavy)
+    store.close()
+    shard = EdgeShard.load(str(tmp_path / "vectors" / "points" / "work"))
+    links = {c: getattr(i.params, "enable_hnsw", None) for c, i in shard.info().payload_schema.items()}
+    shard.close()
+    assert (links["group"], links["weight"], links["label"]) == (
+        False,
+        False,
+        None,
+    )  # None: Qdrant's default, on
+
+
 def test_point_ids_are_stable_uuid5_of_dataset_and_row():
     assert point_id("workers", 7) == point_id("workers", "7")
     assert point_id("workers", 7) != point_id("jobs", 7)
@@ -213,7 +237,10 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
     """qdrant-client local mode: the same client calls as a server, but brute force (no HNSW) underneath."""
     from qdrant_client import QdrantClient
 
-    store = ServerVectorStore(QdrantClient(path=str(tmp_path / "qdrant-local")), SMALL_INDEX)
+    store = ServerVectorStore(
+        QdrantClient(path=str(tmp_path / "qdrant-local")),
+        replace(SMALL_INDEX, range_links=not SMALL_INDEX.range_links),
+    )
     vectors = clustered_vectors(300, 16, clusters=4)
     first = sync(store, vectors)
     assert (first.upserted, first.points) == (300, 300)

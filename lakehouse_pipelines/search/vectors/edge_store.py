@@ -94,7 +94,7 @@ class EdgeVectorStore:
         try:
             shard = self._open_work(base, dataset, model, dim)
             try:
-                _ensure_payload_indexes(shard, payload_types)
+                _ensure_payload_indexes(shard, payload_types, self.hnsw.range_links)
                 bools = [c for c, kind in payload_types.items() if kind == "bool"]
                 reading = _TimedBatches(batches)
                 mark = time.perf_counter()
@@ -364,9 +364,18 @@ def _apply(shard, dataset: str, model: str, batches: Iterable[VectorBatch], bool
     )
 
 
-def _ensure_payload_indexes(shard, payload_types: dict[str, PayloadType]) -> None:
-    """Index every filterable column before any point is written (Qdrant builds them incrementally then)."""
-    from qdrant_edge import PayloadSchemaType, UpdateOperation
+def _ensure_payload_indexes(shard, payload_types: dict[str, PayloadType], range_links: bool) -> None:
+    """Index every filterable column before any point is written (Qdrant builds them incrementally then).
+
+    `range_links` False: numeric and datetime columns get no payload links (`enable_hnsw`), see HnswSettings.
+    """
+    from qdrant_edge import (
+        DatetimeIndexParams,
+        FloatIndexParams,
+        IntegerIndexParams,
+        PayloadSchemaType,
+        UpdateOperation,
+    )
 
     have = set(shard.info().payload_schema)
     schema = {
@@ -376,6 +385,12 @@ def _ensure_payload_indexes(shard, payload_types: dict[str, PayloadType]) -> Non
         "bool": PayloadSchemaType.Bool,
         "datetime": PayloadSchemaType.Datetime,
     }
+    if not range_links:
+        schema |= {
+            "integer": IntegerIndexParams(enable_hnsw=False),
+            "float": FloatIndexParams(enable_hnsw=False),
+            "datetime": DatetimeIndexParams(enable_hnsw=False),
+        }
     for column, kind in payload_types.items():
         if kind == "bool":
             column, kind = BOOL_TWIN + column, "keyword"

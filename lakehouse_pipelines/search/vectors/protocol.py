@@ -52,13 +52,13 @@ class HnswSettings:
 
     `int8` keeps a scalar-quantized copy of the vectors in RAM: the HNSW graph is built and searched on it
     and the best `oversampling` x k candidates are rescored with the original float vectors. `payload_m` is
-    the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW). With the
-    workers' 11 payload indexes those links are most of the build, and also what keeps recall: at 200K rows
-    (bench/results/pipeline.md) no links built 8-10x faster but recall@10 fell to 0.86-0.90; payload_m 8 on
-    int8 kept recall 1.000, its build between 0.6x and 1.1x the time of Qdrant's defaults (float vectors,
-    payload_m 16) in two runs on a loaded machine. Quality first: `payload_m=8`. `quantization=None`,
-    `payload_m=None` restore Qdrant's defaults; `payload_m=0` is the fast build for datasets whose recall
-    allows it.
+    the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW); `range_links`
+    False leaves numeric and datetime columns without them. With the workers' 11 payload indexes those links
+    are most of the build, and also what keeps recall. On the real model's vectors of 200K workers rows
+    (bench/results/index_config.md): payload_m 8 built in 91 s, recall@10 0.95 unfiltered and 0.93-0.99
+    under every filter; no numeric links built in 57 s, but a range filter keeping 5% of the rows fell to
+    0.17; no links at all built in 26 s at recall 0.72 unfiltered and 0.00-0.86 filtered. Quality first:
+    `payload_m=8` on every column. `quantization=None`, `payload_m=None` restore Qdrant's defaults.
 
     `search_ef` 128: a query at 200K points costs 0.37 ms instead of 0.62 at 256 (held GIL, so what a
     sidecar worker can serve), recall@10 0.917 instead of 0.924 (bench/bench_edge_query.py); a request
@@ -74,6 +74,7 @@ class HnswSettings:
     quantization: Literal["int8"] | None = "int8"
     oversampling: float = 3.0
     payload_m: int | None = 8
+    range_links: bool = True  # payload links for numeric and datetime columns too (not only keyword, bool)
     search_ef: int = 128  # the query-time ef when a search names none
     # Query-time threads of a reader's shard (None: Edge's own pool); see edge_reader.set_search_threads.
     search_threads: int | None = 1

@@ -90,6 +90,14 @@ class ServerVectorStore:
             "bool": models.PayloadSchemaType.BOOL,
             "datetime": models.PayloadSchemaType.DATETIME,
         }
+        if not self.hnsw.range_links:
+            schema |= {
+                "integer": models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, enable_hnsw=False),
+                "float": models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=False),
+                "datetime": models.DatetimeIndexParams(
+                    type=models.DatetimeIndexType.DATETIME, enable_hnsw=False
+                ),
+            }
         for column, kind in payload_types.items():
             self.client.create_payload_index(name, column, field_schema=schema[kind], wait=True)
         counts = apply_diff(
