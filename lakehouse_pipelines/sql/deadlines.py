@@ -42,10 +42,11 @@ class Deadlines:
                 self._wake.notify()
         return ticket
 
-    def disarm(self, ticket: int) -> None:
-        """The query finished (or failed): never interrupt its cursor. Call before closing the cursor."""
+    def disarm(self, ticket: int) -> bool:
+        """The query finished (or failed): never interrupt its cursor. Call before closing or reusing the
+        cursor. False: the deadline had passed and the cursor was interrupted."""
         with self._wake:
-            self._armed.pop(ticket, None)
+            return self._armed.pop(ticket, None) is not None
 
     def _watch(self) -> None:
         with self._wake:

@@ -205,7 +205,7 @@ def _id_type(views: ViewManager, dataset: str, column: str) -> pa.DataType:
             [dataset, column],
         ).fetchone()
     finally:
-        cursor.close()
+        views.release(cursor, True)
     return _ARROW_TYPES.get(row[0], pa.string()) if row else pa.string()
 
 

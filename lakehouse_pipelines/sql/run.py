@@ -8,7 +8,7 @@ JSON reads at most `max_rows + 1` rows (the extra one says `truncated`), CSV and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -50,8 +50,10 @@ class Running:
     reader: pa.RecordBatchReader
     duckdb_types: list[str]
     timeout: float
+    release: Callable[[duckdb.DuckDBPyConnection, bool], None]  # ViewManager.release
     datasets: list[str] = field(default_factory=list)
     versions: VersionViews | None = None
+    reusable: bool = True  # the cursor may serve another request (nothing registered on it, no error)
 
     @property
     def names(self) -> list[str]:
@@ -66,13 +68,15 @@ class Running:
             except StopIteration:
                 return
             except (duckdb.Error, OSError, pa.ArrowException) as exc:
+                self.reusable = False
                 raise translate(exc, self.timeout, self.datasets, self.versions) from None
             yield batch.slice(0, left) if batch.num_rows > left else batch
             left -= batch.num_rows
 
     def close(self) -> None:
-        DEADLINES.disarm(self.ticket)
-        self.cursor.close()
+        armed = DEADLINES.disarm(self.ticket)
+        self.reader.close()  # ends the query if its rows were not all read
+        self.release(self.cursor, armed and self.reusable)
 
 
 def start(
@@ -97,9 +101,11 @@ def start(
         reader = cursor.to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError) as exc:
         DEADLINES.disarm(ticket)
-        cursor.close()
+        views.release(cursor, False)
         raise translate(exc, timeout, views.datasets, views.versions) from None
-    return Running(cursor, ticket, reader, types, timeout, views.datasets, views.versions)
+    return Running(
+        cursor, ticket, reader, types, timeout, views.release, views.datasets, views.versions, not relations
+    )
 
 
 def _timetz_as_text(sql: str, description: list) -> str:

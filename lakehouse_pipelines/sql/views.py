@@ -6,6 +6,8 @@ under the lake and DuckDB's own spill directory, no external access, configurati
 paths inside the allowed directories can still be (re)created after the lock, so a background thread polls
 the catalog every few seconds and replaces the view of any dataset whose manifest version or update time
 changed. Requests never rebuild anything: they take a cursor (DuckDB's thread-safe handle) and query.
+Cursors are kept for the next request when a query ends normally: a fresh one's first query cost ~50 us
+more (a new DuckDB session, its search path set).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from lakehouse_pipelines.sql.results import uncacheable_names
 from lakehouse_pipelines.sql.versions import VersionViews
 
 log = logging.getLogger("lakehouse.sidecar.views")
+
+MAX_IDLE_CURSORS = 64  # more than the threads that query at once (anyio's pool: 40)
 
 # httpfs copies these AWS variables into settings anyone can read back with current_setting(); the secret
 # carries the credentials instead, so the settings are blanked before the lock.
@@ -64,6 +68,7 @@ class ViewManager:
         self._copies_due: set[str] = set()  # on Parquet until the refresh thread loads their copies
         self.generation = 0  # bumped whenever a view changes: what cached answers are keyed on (results.py)
         self._refresh_lock = threading.Lock()
+        self._idle: list[duckdb.DuckDBPyConnection] = []  # cursors to reuse; append/pop are atomic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         spill = Path(lake.scratch) / "duckdb"
@@ -80,7 +85,8 @@ class ViewManager:
             create_s3_secret(self._con, aws or LakehouseSettings().aws)
         self.versions = VersionViews(lake)
         self.versions.install(self._con)
-        self.memory.install(self._con)
+        self._main = self._con.execute("SELECT current_database()").fetchone()[0]
+        self.memory.install(self._con, self._main)
         self.refresh(copies=False)  # views at once; memory copies load in the refresh thread (start())
         _lock_engine(self._con, [lake_root(lake), f"{spill}/"])
 
@@ -109,8 +115,25 @@ class ViewManager:
             cur.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for one request: its own transaction and interrupt handle on the shared engine."""
-        return self._con.cursor()
+        """A cursor for one request: its own transaction and interrupt handle on the shared engine.
+        Give it back with `release`."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._session()
+
+    def release(self, cursor: duckdb.DuckDBPyConnection, reuse: bool) -> None:
+        """`cursor`'s query is over: kept for another request if `reuse` (it ended normally, its deadline
+        never fired, nothing was registered on it), else closed."""
+        if reuse and len(self._idle) < MAX_IDLE_CURSORS:
+            self._idle.append(cursor)
+        else:
+            cursor.close()
+
+    def _session(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        self.memory.set_search_path(cursor)
+        return cursor
 
     def refresh(self, copies: bool = True) -> list[str]:
         """Bring every view in line with the catalog; return the datasets whose view changed.
@@ -121,7 +144,7 @@ class ViewManager:
         with self._refresh_lock:
             manifests = {m.name: m for m in self.lake.catalog.list()}
             changed = []
-            cur = self._con.cursor()
+            cur = self._session()
             try:
                 for name, manifest in manifests.items():
                     state = ViewState(manifest.version, manifest.updated_at)
@@ -131,6 +154,7 @@ class ViewManager:
                     self._copies_due.discard(name)
                     if not (copies and self.memory.apply(cur, self.lake, manifest)):  # memory_tables.py
                         cur.execute(view_sql(self.lake, manifest))
+                        self.memory.drop(cur, name, keep_verdict=True)  # an older copy, behind the view now
                         if not copies and self.memory.budget > 0:
                             self._copies_due.add(name)
                     if not current:
@@ -138,7 +162,7 @@ class ViewManager:
                         self._views[name] = state
                     changed.append(name)
                 for name in set(self._views) - set(manifests):
-                    cur.execute(f'DROP VIEW IF EXISTS "{name}"')
+                    cur.execute(f"DROP VIEW IF EXISTS {quote_ident(self._main)}.main.{quote_ident(name)}")
                     self.memory.drop(cur, name)
                     self._copies_due.discard(name)
                     self.versions.drop(cur, name)
@@ -169,6 +193,8 @@ class ViewManager:
 
     def close(self) -> None:
         self.stop()
+        while self._idle:
+            self._idle.pop().close()
         self._con.close()
 
     def _poll(self) -> None:

@@ -3,6 +3,8 @@ manifest like the views, and stay on Parquet when they don't fit the budget."""
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,9 @@ def test_memory_tables_answer_as_the_parquet_views(two_engines, tmp_path):
     assert answers(memory) == answers(plain)
     # a second drop: both engines follow the new manifest, and still agree
     ingest(lake, str(write_workers_csv(tmp_path / "more.csv", 300, first_id=10_000)), WORKERS)
-    assert plain.refresh() == ["workers"] and memory.refresh() == ["workers"]
+    with reading(memory) as seen:  # the copy is replaced in one statement: old rows or new, never neither
+        assert plain.refresh() == ["workers"] and memory.refresh() == ["workers"]
+    assert seen <= {2_000, 2_300}
     again = answers(memory)
     assert again == answers(plain)
     assert again[3]["rows"][0][0] == 2_300
@@ -76,6 +80,64 @@ def test_a_dataset_over_the_budget_stays_on_parquet(lake: Lake, tmp_path):
         assert answer["rows"] == [[20_000]]
     finally:
         tight.close()
+
+
+def test_the_name_is_the_table_itself_and_a_version_too_big_goes_back_to_parquet(lake: Lake, tmp_path):
+    """No view in front of a memory table (the search path finds it); a later version over the budget gets
+    its Parquet view before the old copy is dropped, and answers with the new rows."""
+    ingest(lake, str(write_workers_csv(tmp_path / "small.csv", 500)), WORKERS)
+    views = ViewManager(lake, threads=1, memory_tables_mb=2)
+    try:
+        views.refresh()
+        assert in_memory(views) == {"workers"} and dataset_views(views) == set()
+        ingest(lake, str(write_workers_csv(tmp_path / "big.csv", 20_000, first_id=1_000)), WORKERS)
+        with reading(views) as seen:  # queries all through the switch: never "no such table"
+            assert views.refresh() == ["workers"]
+        assert in_memory(views) == set() and dataset_views(views) == {"workers"}
+        assert seen and seen <= {500, 20_500}
+        answer = query.run_json(views, "SELECT count(*) FROM workers", timeout=10, max_rows=10)
+        assert answer["rows"] == [[20_500]]
+    finally:
+        views.close()
+
+
+@contextmanager
+def reading(views: ViewManager):
+    """count(*) of workers in a loop on another thread while the block runs; yields the counts seen (an
+    error in any query fails the test)."""
+    seen: set[int] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(
+                    query.run_json(views, "SELECT count(*) FROM workers", timeout=10, max_rows=1)["rows"][0][
+                        0
+                    ]
+                )
+            except BaseException as exc:  # handed to the test
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not errors, errors[0]
+
+
+def dataset_views(views: ViewManager) -> set[str]:
+    cursor = views.cursor()
+    try:
+        rows = cursor.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    finally:
+        views.release(cursor, True)
+    return {r[0] for r in rows if "@" not in r[0]}  # not the version views (workers@1, workers@+1)
 
 
 def test_a_removed_dataset_leaves_no_memory_table(two_engines):

@@ -73,3 +73,36 @@ def test_a_cursor_closed_without_disarm_does_not_stop_the_watchdog():
     outcome = run_in_thread(cursor, SLOW)
     outcome["thread"].join(timeout=20)
     assert isinstance(outcome.get("error"), duckdb.InterruptException)
+
+
+def test_reused_cursors_carry_nothing_from_one_query_to_the_next(lake, workers_csv):
+    """Cursors go back to a pool after a query; one that was interrupted, failed or had a hybrid relation
+    registered is closed instead, so no deadline or relation reaches a later request."""
+    import pyarrow as pa
+
+    from lakehouse_pipelines.datasets import load_specs
+    from lakehouse_pipelines.ingest.publish import ingest
+    from lakehouse_pipelines.sql import run as query
+    from lakehouse_pipelines.sql.run import QueryFailed, QueryTimeout
+    from lakehouse_pipelines.sql.views import ViewManager
+
+    ingest(lake, str(workers_csv), load_specs()["workers"])
+    views = ViewManager(lake, threads=1, memory_tables_mb=64)
+    try:
+        views.refresh()
+        first = query.run_json(views, "SELECT count(*) FROM workers", timeout=10, max_rows=10)
+        assert query.run_json(views, "SELECT count(*) FROM workers", timeout=10, max_rows=10) == first
+        with pytest.raises(QueryTimeout):
+            query.run_json(views, SLOW, timeout=0.2, max_rows=10)
+        time.sleep(0.3)  # past where a leftover deadline would land
+        assert query.run_json(views, "SELECT 7", timeout=10, max_rows=10)["rows"] == [[7]]
+        hits = pa.table({"worker_id": [1, 2]})
+        joined = query.run_json(
+            views, "SELECT count(*) FROM hits", timeout=10, max_rows=10, relations={"hits": hits}
+        )
+        assert joined["rows"] == [[2]]
+        for _ in range(3):  # whichever cursor answers: the relation was on that request's cursor only
+            with pytest.raises(QueryFailed, match="hits"):
+                query.run_json(views, "SELECT count(*) FROM hits", timeout=10, max_rows=10)
+    finally:
+        views.close()
