@@ -25,6 +25,7 @@ DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 DEFAULT_OLLAMA_CONCURRENCY = 4
 DEFAULT_MEMORY_TABLES_MB = 256
 DEFAULT_RESULT_CACHE_MB = 32
+DEFAULT_SQL_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class SidecarSettings:
     access_log: bool = True
     result_cache_mb: int = DEFAULT_RESULT_CACHE_MB  # repeated queries' JSON answers (sql/results.py)
     memory_tables_mb: int = DEFAULT_MEMORY_TABLES_MB  # datasets copied into each engine's memory up to this (sql/memory_tables.py)
+    concurrency: int = DEFAULT_SQL_CONCURRENCY  # queries a worker runs at once; the others wait their turn
 
 
 class LakehouseSettings(BaseSettings):
@@ -141,6 +143,7 @@ class LakehouseSettings(BaseSettings):
     lakehouse_sql_threads: int | None = Field(None, gt=0)
     lakehouse_sql_memory_tables_mb: int = Field(DEFAULT_MEMORY_TABLES_MB, ge=0)
     lakehouse_sql_result_cache_mb: int = Field(DEFAULT_RESULT_CACHE_MB, ge=0)
+    lakehouse_sql_concurrency: int = Field(DEFAULT_SQL_CONCURRENCY, gt=0)
     lakehouse_view_refresh_seconds: float = Field(2.0, gt=0)
     lakehouse_access_log: bool = True
     # Dagster's production instance reads it from the environment itself; here so output can blank it
@@ -193,6 +196,7 @@ class LakehouseSettings(BaseSettings):
             access_log=self.lakehouse_access_log,
             memory_tables_mb=self.lakehouse_sql_memory_tables_mb,
             result_cache_mb=self.lakehouse_sql_result_cache_mb,
+            concurrency=self.lakehouse_sql_concurrency,
         )
 
     @property

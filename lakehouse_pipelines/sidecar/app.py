@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -93,6 +94,9 @@ def create_app(
     # repeated read queries' JSON answers, per views generation (sql/results.py)
     app.state.sql_results = ResultCache(settings.result_cache_mb * 1024**2, views.uncacheable_names())
     app.state.settings = settings
+    # Each query runs DuckDB on its own thread: past a few at once they only contend for the cores (and the
+    # GIL between batches), which stretched the tail (routes_sql.py).
+    app.state.sql_limiter = anyio.CapacityLimiter(settings.concurrency)
     app.state.search = search
     app.state.declarations = Declarations(schemas_dir(configured.lakehouse_schemas))
     # The hot routes first: FastAPI tries each router in turn (6 matches for /search when it came last).

@@ -6,8 +6,10 @@ With `search`, named semantic searches run first and their hits are relations of
 
 from __future__ import annotations
 
+from functools import partial
+
+import anyio
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from lakehouse_pipelines.sidecar.bodies import StrictJsonRoute
@@ -64,13 +66,16 @@ async def run_sql(body: SqlRequest, request: Request):
         fresh = no_cache(request)  # `Cache-Control: no-cache`: run it (and keep the new answer)
         if cacheable and not fresh and (answer := results.get(body.sql, generation)) is not None:
             return Response(answer, media_type=formats.JSON, headers={"x-result-cached": "true"})
-        result = await run_in_threadpool(
-            query.run_json,
-            state.views,
-            body.sql,
-            timeout=limits.query_timeout,
-            max_rows=limits.max_rows,
-            relations=relations,
+        result = await anyio.to_thread.run_sync(
+            partial(
+                query.run_json,
+                state.views,
+                body.sql,
+                timeout=limits.query_timeout,
+                max_rows=limits.max_rows,
+                relations=relations,
+            ),
+            limiter=state.sql_limiter,
         )
         if summaries is not None:
             result["search"] = summaries
@@ -78,8 +83,9 @@ async def run_sql(body: SqlRequest, request: Request):
         if cacheable:
             results.put(body.sql, generation, bytes(response.body))
         return response
-    running = await run_in_threadpool(
-        query.start, state.views, body.sql, timeout=limits.query_timeout, relations=relations
+    running = await anyio.to_thread.run_sync(
+        partial(query.start, state.views, body.sql, timeout=limits.query_timeout, relations=relations),
+        limiter=state.sql_limiter,
     )
     return StreamingResponse(
         query.stream(running, media_type, limits.max_stream_rows),

@@ -106,3 +106,35 @@ def test_reused_cursors_carry_nothing_from_one_query_to_the_next(lake, workers_c
                 query.run_json(views, "SELECT count(*) FROM hits", timeout=10, max_rows=10)
     finally:
         views.close()
+
+
+@pytest.mark.parametrize(("concurrency", "waits"), [(1, True), (2, False)])
+def test_queries_past_the_concurrency_limit_wait_their_turn(lake, workers_csv, concurrency, waits):
+    """`LAKEHOUSE_SQL_CONCURRENCY` queries run at once per worker: with 1, a fast query sent while a slow
+    one runs is answered after the slow one stops (its 1 s deadline); with 2, at once."""
+    import asyncio
+
+    import httpx
+
+    from lakehouse_pipelines.datasets import load_specs
+    from lakehouse_pipelines.ingest.publish import ingest
+    from lakehouse_pipelines.settings import SidecarSettings
+    from lakehouse_pipelines.sidecar.app import create_app
+
+    ingest(lake, str(workers_csv), load_specs()["workers"])
+    app = create_app(lake, SidecarSettings(query_timeout=1.0, concurrency=concurrency))
+
+    async def slow_then_fast():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sidecar") as c:
+            slow = asyncio.create_task(c.post("/sql", json={"sql": SLOW}))
+            await asyncio.sleep(0.2)
+            sent = time.monotonic()
+            fast = await c.post("/sql", json={"sql": "SELECT 1 AS one"})
+            waited = time.monotonic() - sent
+            return await slow, fast, waited
+
+    slow, fast, waited = asyncio.run(slow_then_fast())
+    assert slow.status_code == 400 and "time limit" in slow.json()["error"]
+    assert fast.status_code == 200 and fast.json()["rows"] == [[1]]
+    assert (waited >= 0.5) is waits, waited
+    app.state.views.close()
