@@ -33,7 +33,7 @@ from lakehouse_pipelines.sql.versions import VersionViews
 
 log = logging.getLogger("lakehouse.sidecar.views")
 
-MAX_IDLE_CURSORS = 64  # more than the threads that query at once (anyio's pool: 40)
+MAX_IDLE_CURSORS = 64  # more than ever query at once (LAKEHOUSE_SQL_CONCURRENCY per worker, MCP, hybrid)
 
 # httpfs copies these AWS variables into settings anyone can read back with current_setting(); the secret
 # carries the credentials instead, so the settings are blanked before the lock.
