@@ -38,7 +38,7 @@ from assets.asset_keys import embeddings_key  # noqa: E402
 from assets.definitions import build_definitions  # noqa: E402
 from assets.drop_sensor import SENSOR_NAME  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
-from lakehouse_pipelines.ingest.publish import sample_workers as sample_data  # noqa: E402
+from lakehouse_pipelines.ingest import sample_workers as sample_data  # noqa: E402
 
 # One stage in a fresh process. argv[1] is the task as JSON; the last stdout line is the outcome as JSON.
 CHILD = """
