@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from bench.bench_e2e import cached_workers_csv  # noqa: E402
-from bench.bench_ingest import PROGRAMS, WORK, run_once  # noqa: E402
+from bench.bench_ingest import BASELINE, WORK, Runs, run_once  # noqa: E402
 from bench.bench_search import bench_index  # noqa: E402
 from bench.report import publish, spread  # noqa: E402
 
-ENGINES = {"ours": "ingest_plain", "duckdb": "duckdb"}
+ENGINES = {"ours": "lakehouse ingest (no contract)", "duckdb": BASELINE}  # bench_ingest's PROGRAMS
 SUMMARY_EF = "128"
 
 
@@ -40,13 +40,12 @@ def ingest_curve(sizes: list[int], rounds: int) -> list[str]:
     ]
     for rows in sizes:
         csv = cached_workers_csv(WORK / f"scaling_workers_{rows}.csv", rows)
-        walls: dict[str, list[float]] = {e: [] for e in ENGINES}
-        rss: dict[str, list[float]] = {e: [] for e in ENGINES}
+        runs = {engine: Runs() for engine in ENGINES}
         for _ in range(rounds):
             for engine, program in ENGINES.items():
-                wall, peak, _ = run_once(PROGRAMS[program], csv)
-                walls[engine].append(wall)
-                rss[engine].append(peak)
+                run_once(program, csv, None, runs[engine])
+        walls = {engine: r.walls for engine, r in runs.items()}
+        rss = {engine: r.rss for engine, r in runs.items()}
         ours, duck = statistics.median(walls["ours"]), statistics.median(walls["duckdb"])
         lines.append(
             f"| {rows:,} | {csv.stat().st_size / 1024**2:.0f} | {spread(walls['ours'])} | {rows / ours:,.0f} | "
