@@ -60,8 +60,8 @@ async def run_sql(body: SqlRequest, request: Request):
         relations = {r.name: r.table for r in found}
         summaries = {r.name: r.summary() for r in found}
     if media_type == formats.JSON:
-        results: ResultCache | None = getattr(state, "sql_results", None)
-        cacheable = relations is None and results is not None and results.cacheable(body.sql)
+        results: ResultCache = state.sql_results
+        cacheable = relations is None and results.cacheable(body.sql)
         generation = state.views.generation  # read before the query runs (sql/results.py)
         fresh = no_cache(request)  # `Cache-Control: no-cache`: run it (and keep the new answer)
         if cacheable and not fresh and (answer := results.get(body.sql, generation)) is not None:

@@ -50,14 +50,12 @@ class MemoryTables:
         self.tables: dict[str, str] = {}  # dataset -> its table, qualified
         self._too_big: dict[str, int] = {}  # dataset -> the manifest version that did not fit
         self.search_path: str | None = None  # what every cursor of the engine must search (set_search_path)
-        self._views_schema = ""
 
     def install(self, con: duckdb.DuckDBPyConnection, main: str) -> None:
         """Before the engine's lock (which refuses ATTACH); `main`: the database the views live in."""
         if self.budget > 0:
             con.execute(f"ATTACH ':memory:' AS {DATABASE} (COMPRESS)")
             self.search_path = f"{main}.main,{DATABASE}.main"
-            self._views_schema = f"{quote_ident(main)}.main"
 
     def set_search_path(self, cur: duckdb.DuckDBPyConnection) -> None:
         """A new cursor finds the views first, then the tables (a cursor is a session of its own)."""
@@ -65,8 +63,9 @@ class MemoryTables:
             cur.execute(f"SET search_path = {quote_literal(self.search_path)}")
 
     def apply(self, cur: duckdb.DuckDBPyConnection, lake: Lake, manifest: Manifest) -> bool:
-        """Serve the dataset from a memory copy of `manifest`, loading it and dropping its Parquet view;
-        False: it stays on Parquet (the caller builds the Parquet view, then `drop`s any older copy)."""
+        """Load a memory copy of `manifest` under the dataset's name (the caller then drops its Parquet view,
+        which the search path finds first); False: it stays on Parquet (the caller builds the Parquet view,
+        then `drop`s any older copy)."""
         name = manifest.name
         if self.budget <= 0 or self._too_big.get(name) == manifest.version:
             return False
@@ -88,9 +87,6 @@ class MemoryTables:
             log.warning("%s stays on Parquet: its memory copy ran out of memory", name)
             return False
         _checkpoint(cur)
-        cur.execute(
-            f"DROP VIEW IF EXISTS {self._views_schema}.{quote_ident(name)}"
-        )  # the name is the table now
         size = max(0, _table_bytes(cur) - before + self.used.get(name, 0))
         self.tables[name], self.used[name] = table, size
         self._too_big.pop(name, None)

@@ -8,8 +8,8 @@ JSON reads at most `max_rows + 1` rows (the extra one says `truncated`), CSV and
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
@@ -50,9 +50,7 @@ class Running:
     reader: pa.RecordBatchReader
     duckdb_types: list[str]
     timeout: float
-    release: Callable[[duckdb.DuckDBPyConnection, bool], None]  # ViewManager.release
-    datasets: list[str] = field(default_factory=list)
-    versions: VersionViews | None = None
+    views: ViewManager  # the cursor goes back to it; its datasets name an unknown table's alternatives
     reusable: bool = True  # the cursor may serve another request (nothing registered on it, no error)
 
     @property
@@ -69,14 +67,14 @@ class Running:
                 return
             except (duckdb.Error, OSError, pa.ArrowException) as exc:
                 self.reusable = False
-                raise translate(exc, self.timeout, self.datasets, self.versions) from None
+                raise translate(exc, self.timeout, self.views.datasets, self.views.versions) from None
             yield batch.slice(0, left) if batch.num_rows > left else batch
             left -= batch.num_rows
 
     def close(self) -> None:
         armed = DEADLINES.disarm(self.ticket)
         self.reader.close()  # ends the query if its rows were not all read
-        self.release(self.cursor, armed and self.reusable)
+        self.views.release(self.cursor, armed and self.reusable)
 
 
 def start(
@@ -103,9 +101,7 @@ def start(
         DEADLINES.disarm(ticket)
         views.release(cursor, False)
         raise translate(exc, timeout, views.datasets, views.versions) from None
-    return Running(
-        cursor, ticket, reader, types, timeout, views.release, views.datasets, views.versions, not relations
-    )
+    return Running(cursor, ticket, reader, types, timeout, views, reusable=not relations)
 
 
 def _timetz_as_text(sql: str, description: list) -> str:

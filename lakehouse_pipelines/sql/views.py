@@ -152,7 +152,9 @@ class ViewManager:
                     if current and not (copies and name in self._copies_due):
                         continue
                     self._copies_due.discard(name)
-                    if not (copies and self.memory.apply(cur, self.lake, manifest)):  # memory_tables.py
+                    if copies and self.memory.apply(cur, self.lake, manifest):  # memory_tables.py
+                        self._drop_view(cur, name)  # the name is the memory table now
+                    else:
                         cur.execute(view_sql(self.lake, manifest))
                         self.memory.drop(cur, name, keep_verdict=True)  # an older copy, behind the view now
                         if not copies and self.memory.budget > 0:
@@ -162,7 +164,7 @@ class ViewManager:
                         self._views[name] = state
                     changed.append(name)
                 for name in set(self._views) - set(manifests):
-                    cur.execute(f"DROP VIEW IF EXISTS {quote_ident(self._main)}.main.{quote_ident(name)}")
+                    self._drop_view(cur, name)
                     self.memory.drop(cur, name)
                     self._copies_due.discard(name)
                     self.versions.drop(cur, name)
@@ -177,6 +179,10 @@ class ViewManager:
                     if changed:
                         self.generation += 1
             return changed
+
+    def _drop_view(self, cur: duckdb.DuckDBPyConnection, name: str) -> None:
+        """The dataset's view in the main database, qualified: the bare name may resolve to its memory table."""
+        cur.execute(f"DROP VIEW IF EXISTS {quote_ident(self._main)}.main.{quote_ident(name)}")
 
     def start(self) -> None:
         """Poll the catalog in the background until `stop()`."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import duckdb
+import httpx
+import pyarrow as pa
 import pytest
 
+from lakehouse_pipelines.datasets import load_specs
+from lakehouse_pipelines.ingest.publish import ingest
+from lakehouse_pipelines.settings import SidecarSettings
+from lakehouse_pipelines.sidecar.app import create_app
+from lakehouse_pipelines.sql import run as query
 from lakehouse_pipelines.sql.deadlines import Deadlines
+from lakehouse_pipelines.sql.run import QueryFailed, QueryTimeout
+from lakehouse_pipelines.sql.views import ViewManager
 
 SLOW = "SELECT count(*) FROM range(10000000000) t(a) WHERE a % 7 = 3"
 
@@ -78,13 +88,6 @@ def test_a_cursor_closed_without_disarm_does_not_stop_the_watchdog():
 def test_reused_cursors_carry_nothing_from_one_query_to_the_next(lake, workers_csv):
     """Cursors go back to a pool after a query; one that was interrupted, failed or had a hybrid relation
     registered is closed instead, so no deadline or relation reaches a later request."""
-    import pyarrow as pa
-
-    from lakehouse_pipelines.datasets import load_specs
-    from lakehouse_pipelines.ingest.publish import ingest
-    from lakehouse_pipelines.sql import run as query
-    from lakehouse_pipelines.sql.run import QueryFailed, QueryTimeout
-    from lakehouse_pipelines.sql.views import ViewManager
 
     ingest(lake, str(workers_csv), load_specs()["workers"])
     views = ViewManager(lake, threads=1, memory_tables_mb=64)
@@ -112,14 +115,6 @@ def test_reused_cursors_carry_nothing_from_one_query_to_the_next(lake, workers_c
 def test_queries_past_the_concurrency_limit_wait_their_turn(lake, workers_csv, concurrency, waits):
     """`LAKEHOUSE_SQL_CONCURRENCY` queries run at once per worker: with 1, a fast query sent while a slow
     one runs is answered after the slow one stops (its 1 s deadline); with 2, at once."""
-    import asyncio
-
-    import httpx
-
-    from lakehouse_pipelines.datasets import load_specs
-    from lakehouse_pipelines.ingest.publish import ingest
-    from lakehouse_pipelines.settings import SidecarSettings
-    from lakehouse_pipelines.sidecar.app import create_app
 
     ingest(lake, str(workers_csv), load_specs()["workers"])
     app = create_app(lake, SidecarSettings(query_timeout=1.0, concurrency=concurrency))
