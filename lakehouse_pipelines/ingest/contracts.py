@@ -4,23 +4,27 @@ pandera's own YAML schema format is pandas-only, so a declaration's checks are n
 (`pandera.Check.<name>(**args)`) assembled into a `pandera.polars` schema here. Validation runs batch by
 batch over the staged file, so memory stays flat however large the drop; uniqueness, which no single batch
 can judge, is one DuckDB aggregate over the whole file.
+
+Batches are sized by bytes, not rows: each pandera pass costs a fixed ~10 ms on top of its rows, so the
+500K workers rows (29 MB of checked columns) are one batch. Polars reads them itself: at 64K-row batches
+through pyarrow the check took 0.25 s, in one polars read 0.06 s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
 import pandera.polars as pa
 import polars as pl
-import pyarrow.parquet as pq
 
 from lakehouse_pipelines.errors import ContractViolation
 from lakehouse_pipelines.ingest.csv_file import quote_ident, quote_literal
 from lakehouse_pipelines.lake.fingerprint import Column
 
-BATCH_ROWS = 65_536
+BATCH_BYTES = 32 * 1024**2  # of the checked columns, uncompressed: ~60 MiB as a polars frame
+MIN_BATCH_ROWS = 1_024
 MAX_EXAMPLES = 5
 
 
@@ -46,9 +50,9 @@ def validate(
     """Raise ContractViolation naming every failing column with example rows; return if the file conforms."""
     problems = _type_problems(contract, columns)
     if not problems:
-        problems = _check_problems(contract_schema(contract), parquet) + _uniqueness_problems(
-            contract, parquet, con
-        )
+        schema = contract_schema(contract)
+        batch_rows = _batch_rows(con, parquet, list(schema.columns))
+        problems = _check_problems(schema, parquet, batch_rows) + _uniqueness_problems(contract, parquet, con)
     if problems:
         raise ContractViolation(f"contract for dataset {dataset!r} failed: " + "; ".join(problems))
 
@@ -66,13 +70,32 @@ def _type_problems(contract: dict, columns: Sequence[Column]) -> list[str]:
     return problems
 
 
-def _check_problems(schema: pa.DataFrameSchema, parquet: Path) -> list[str]:
+def _batch_rows(con: duckdb.DuckDBPyConnection, parquet: Path, columns: list[str]) -> int:
+    """Rows per batch so that a batch of `columns` holds about BATCH_BYTES (from the file's metadata)."""
+    names = ", ".join(quote_literal(c) for c in columns)
+    where = quote_literal(str(parquet))
+    rows, size = con.execute(
+        f"SELECT (SELECT num_rows FROM parquet_file_metadata({where})), sum(total_uncompressed_size) "
+        f"FROM parquet_metadata({where}) WHERE path_in_schema IN ({names})"
+    ).fetchone()
+    per_row = (size or 0) / rows if rows else 1
+    return max(MIN_BATCH_ROWS, int(BATCH_BYTES / max(per_row, 1)))
+
+
+def _batches(parquet: Path, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
+    scan = pl.scan_parquet(parquet).select(columns)
+    offset = 0
+    while (frame := scan.slice(offset, batch_rows).collect()).height:
+        yield frame
+        offset += frame.height
+
+
+def _check_problems(schema: pa.DataFrameSchema, parquet: Path, batch_rows: int) -> list[str]:
     """Run the pandera checks batch by batch; gather up to a few failing rows per column and check."""
     failures: dict[tuple[str, str], list[str]] = {}
     counts: dict[tuple[str, str], int] = {}
     offset = 0
-    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=BATCH_ROWS, columns=list(schema.columns)):
-        frame = pl.from_arrow(batch)
+    for frame in _batches(parquet, list(schema.columns), batch_rows):
         try:
             schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:
@@ -82,7 +105,7 @@ def _check_problems(schema: pa.DataFrameSchema, parquet: Path) -> list[str]:
                 examples = failures.setdefault(where, [])
                 if len(examples) < MAX_EXAMPLES and row["index"] is not None:
                     examples.append(f"row {offset + row['index'] + 1}: {row['failure_case']!r}")
-        offset += batch.num_rows
+        offset += frame.height
     return [
         f"column {column!r} fails {check} in {counts[(column, check)]} row(s), e.g. {', '.join(examples)}"
         for (column, check), examples in failures.items()

@@ -5,6 +5,7 @@ import pytest
 
 from lakehouse_pipelines.datasets import load_specs
 from lakehouse_pipelines.errors import BadInput, ContractViolation, InvalidName, SchemaDrift
+from lakehouse_pipelines.ingest import contracts
 from lakehouse_pipelines.ingest.publish import ingest
 
 
@@ -70,6 +71,21 @@ def test_contract_violation_names_columns_and_rows_and_registers_nothing(lake, t
         ingest(lake, str(bad), load_specs()["workers"])
     assert lake.catalog.find("workers") is None
     assert not [f for f in lake_files(lake) if f.startswith("datasets/")]
+
+
+def test_contract_rows_are_counted_across_batches(lake, tmp_path, workers_csv, monkeypatch):
+    monkeypatch.setattr(contracts, "MIN_BATCH_ROWS", 1)
+    monkeypatch.setattr(contracts, "BATCH_BYTES", 30_000)  # the 2,000 rows' checked columns in ~4 batches
+    lines = workers_csv.read_text().splitlines(keepends=True)
+    late = 1_901  # the data row whose reliability leaves [0, 1]
+    record = next(i for i, line in enumerate(lines) if line.startswith(f"{late},"))
+    lines[record] = lines[record].replace(",0.", ",7.", 1)
+    bad = tmp_path / "late_bad_workers.csv"
+    bad.write_text("".join(lines))
+    with pytest.raises(
+        ContractViolation, match=rf"reliability' fails in_range\(0, 1\) in 1 row\(s\), e.g. row {late}:"
+    ):
+        ingest(lake, str(bad), load_specs()["workers"])
 
 
 @pytest.mark.parametrize(
