@@ -11,8 +11,8 @@ submitted values (which hold the user's SQL or query).
 
 An endpoint whose only inputs are one body model and the Request (`/search`, `/sql`: the hot routes) is
 called directly, its body checked here to the same 422s FastAPI gives a declared body: FastAPI's
-per-request dependency solving was 12% of a `/search` at 20K points (bench_serve, 2 workers: 3,010-3,170
-req/s called directly, 2,670-2,760 through it). FastAPI still builds the route from the signature, so
+per-request dependency solving was 8-13% of a `/search` at 20K points (2 workers under wrk: 2,890-3,060
+req/s called directly, 2,660-2,720 through it). FastAPI still builds the route from the signature, so
 OpenAPI and the docs are unchanged; the route's own telemetry span (FastAPI's `endpoint` operation) is
 what such a route goes without (the request's span remains).
 """
