@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 MAX_DEPTH = 32  # the deepest legitimate body (a search filter's range) has 4 levels
 MAX_LOC_CHARS = 64
@@ -138,7 +139,13 @@ def _direct_handler(endpoint: Callable, dependencies: list) -> Handler | None:
     body_name, request_name, adapter = models[0], requests[0], TypeAdapter(hints[models[0]])
 
     async def handler(request: Request) -> Response:
-        body = _validated_body(adapter, await request.body(), request.headers.get("content-type"))
+        try:
+            received = await request.body()
+        except HTTPException:  # BodyLimit's 413
+            raise
+        except Exception:  # the client went away mid-body, as FastAPI answers it
+            raise HTTPException(400, detail="There was an error parsing the body") from None
+        body = _validated_body(adapter, received, request.headers.get("content-type"))
         response = await endpoint(**{body_name: body, request_name: request})
         if not isinstance(response, Response):
             raise TypeError(f"{endpoint.__name__} must return a Response on the direct path (bodies.py)")

@@ -3,6 +3,8 @@ the same endpoint, the same requests, once through each; and the OpenAPI they do
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,6 +87,35 @@ def test_the_direct_path_answers_as_fastapi_does(path: str, body: bytes, content
     if direct.status_code == 200:
         expected["path"] = f"/direct{path}"
     assert direct.json() == expected
+
+
+async def status_when_the_client_leaves(app: FastAPI, path: str) -> int:
+    """POST half a body, then the client disconnects: the status the route answers."""
+    parts = [
+        {"type": "http.request", "body": b'{"dataset": "wor', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return parts.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80), "headers": [(b"content-type", b"application/json")],
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+def test_a_client_leaving_mid_body_is_answered_alike():
+    app = both_ways()
+    direct = asyncio.run(status_when_the_client_leaves(app, "/direct/search"))
+    assert direct == asyncio.run(status_when_the_client_leaves(app, "/fastapi/search")) == 400
 
 
 def test_both_paths_document_the_same_request_bodies():
