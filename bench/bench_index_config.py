@@ -47,6 +47,7 @@ WORKERS = load_specs()["workers"]
 CONFIGS = {
     "default: payload_m 8": HnswSettings(),
     "payload_m 8, no links for numeric columns": HnswSettings(range_links=False),
+    "payload_m 4": HnswSettings(payload_m=4),
     "payload_m 0": HnswSettings(payload_m=0),
 }
 
