@@ -197,15 +197,12 @@ def hits_table(result: SearchResult, column: str, id_type: pa.DataType) -> pa.Ta
 
 def _id_type(views: ViewManager, dataset: str, column: str) -> pa.DataType:
     """The Arrow type matching the dataset view's id column, so `JOIN ... USING (<id>)` binds as is."""
-    cursor = views.cursor()
-    try:
+    with views.borrowed() as cursor:
         row = cursor.execute(
             "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
             "AND column_name = ?",
             [dataset, column],
         ).fetchone()
-    finally:
-        views.release(cursor, True)
     return _ARROW_TYPES.get(row[0], pa.string()) if row else pa.string()
 
 

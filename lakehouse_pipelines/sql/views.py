@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -129,6 +131,17 @@ class ViewManager:
             self._idle.append(cursor)
         else:
             cursor.close()
+
+    @contextmanager
+    def borrowed(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one short query, given back when it succeeded and closed when it raised."""
+        cursor = self.cursor()
+        try:
+            yield cursor
+        except BaseException:
+            self.release(cursor, False)
+            raise
+        self.release(cursor, True)
 
     def _session(self) -> duckdb.DuckDBPyConnection:
         cursor = self._con.cursor()

@@ -132,11 +132,8 @@ def reading(views: ViewManager):
 
 
 def dataset_views(views: ViewManager) -> set[str]:
-    cursor = views.cursor()
-    try:
+    with views.borrowed() as cursor:
         rows = cursor.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-    finally:
-        views.release(cursor, True)
     return {r[0] for r in rows if "@" not in r[0]}  # not the version views (workers@1, workers@+1)
 
 

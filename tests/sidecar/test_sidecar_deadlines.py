@@ -111,6 +111,23 @@ def test_reused_cursors_carry_nothing_from_one_query_to_the_next(lake, workers_c
         views.close()
 
 
+def test_a_borrowed_cursor_goes_back_after_success_and_is_closed_after_an_error(lake):
+    views = ViewManager(lake, threads=1)
+    try:
+        with views.borrowed() as cursor:
+            cursor.execute("SELECT 1")
+        with pytest.raises(duckdb.CatalogException), views.borrowed() as again:
+            assert again is cursor  # kept for the next query
+            again.execute("SELECT * FROM nowhere")
+        replacement = views.cursor()
+        assert replacement is not cursor
+        assert replacement.execute("SELECT 2").fetchone() == (2,)
+        with pytest.raises(duckdb.ConnectionException):
+            cursor.execute("SELECT 3")  # closed, not reused
+    finally:
+        views.close()
+
+
 @pytest.mark.parametrize(("concurrency", "waits"), [(1, True), (2, False)])
 def test_queries_past_the_concurrency_limit_wait_their_turn(lake, workers_csv, concurrency, waits):
     """`LAKEHOUSE_SQL_CONCURRENCY` queries run at once per worker: with 1, a fast query sent while a slow
