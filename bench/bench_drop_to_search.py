@@ -6,7 +6,7 @@ the sidecar: the time until `/sql` counts every row (the drop sensor's ingest ru
 `/search` finds rows of the drop (every embedding unit ran in its own run, then vectors, all started by the
 search automation sensor). Sensor ticks are every 30 s, so up to ~60 s of each figure is waiting for a tick.
 
-    .venv/bin/python bench/bench_drop_to_search.py [--rows 100000] [--timeout 5400]
+    .venv/bin/python bench/bench_drop_to_search.py [--rows 100000,500000] [--timeout 5400]
 """
 
 from __future__ import annotations
@@ -62,12 +62,8 @@ def finished_unit_rates(dagster_home: Path) -> list[str]:
     return sorted(rates, key=lambda r: r.split("unit ")[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--timeout", type=float, default=5400)
-    args = parser.parse_args()
-    WORK.mkdir(exist_ok=True)
+def drop_once(rows: int, timeout: float) -> dict:
+    """One drop of `rows` rows on a fresh lake: seconds until SQL counts them and until search finds them."""
     home = Path(tempfile.mkdtemp(dir=WORK, prefix="drop-"))
     dagster_home = home / "dagster"
     dagster_home.mkdir()
@@ -79,7 +75,7 @@ def main() -> None:
         "VIRTUAL_ENV": str(BIN.parent),
         "LAKEHOUSE_ACCESS_LOG": "0",
     }
-    csv = write_workers_csv(WORK / f"drop-{args.rows}.csv", args.rows, seed=11)
+    csv = write_workers_csv(WORK / f"drop-{rows}.csv", rows, seed=11)
     dagster_port, sidecar_port = free_port(), free_port()
     dagster = start(
         [
@@ -117,7 +113,7 @@ def main() -> None:
 
         def counted() -> bool:
             body = client.post("/sql", json={"sql": "SELECT count(*) FROM workers"}).json()
-            return body.get("rows") == [[args.rows]]
+            return body.get("rows") == [[rows]]
 
         def searchable() -> bool:
             response = client.post(
@@ -127,40 +123,60 @@ def main() -> None:
 
         def points_complete() -> bool:
             current = home / "vectors" / "workers" / "CURRENT"
-            return current.exists() and f'"points": {args.rows}' in current.read_text()
+            return current.exists() and f'"points": {rows}' in current.read_text()
 
-        wait_until(counted, args.timeout, "SQL sees every row")
+        wait_until(counted, timeout, "SQL sees every row")
         sql_at = time.monotonic() - dropped
-        wait_until(searchable, args.timeout, "search finds the drop")
+        wait_until(searchable, timeout, "search finds the drop")
         search_at = time.monotonic() - dropped
     finally:
         stop(sidecar)
         stop(dagster)
-    rate = args.rows / search_at
     unit_rates = ", ".join(finished_unit_rates(dagster_home)) or "(no progress logged)"
-    publish(
-        "drop_to_search",
-        "A drop through Dagster: time until SQL and search see it",
-        [
-            f"{args.rows:,} generated workers rows dropped into the landing folder of a fresh lake; `dg dev` (daemon, "
-            "SQLite instance, 2 runs at a time) and `lakehouse serve` running; the local model on ONNX Runtime "
-            "(fp32), 4 embedding units each in its own run.",
-            "",
-            "| rows | SQL sees every row | search finds the drop | rows/s drop -> searchable |",
-            "| ---: | ---: | ---: | ---: |",
-            f"| {args.rows:,} | {sql_at:.0f} s | {search_at:.0f} s ({search_at / 60:.1f} min) | {rate:.0f} |",
-            "",
-            "Each figure includes up to ~30 s of waiting for a sensor tick (drop sensor, then automation sensor).",
-            f"Embedding is nearly all of the time: two units run at once (the run queue's limit), each at"
-            f" {unit_rates} rows/s by its progress log, sharing the 2 cores (the encoder's single-process rate"
-            " is in bench/results/encoder.md).",
-            "",
-            f"500,000 rows: not run; extrapolated linearly from this run, about {search_at * 5 / 60:.0f} min until"
-            f" search finds the drop (SQL: about {sql_at * 5:.0f} s, less in practice: ingest is seconds).",
-        ],
-    )
     shutil.rmtree(home, ignore_errors=True)
     csv.unlink()
+    return {"rows": rows, "sql": sql_at, "search": search_at, "units": unit_rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--rows", default="100000", help="comma-separated sizes, each dropped on a fresh lake"
+    )
+    parser.add_argument("--timeout", type=float, default=5400)
+    args = parser.parse_args()
+    WORK.mkdir(exist_ok=True)
+    runs = []
+    for rows in (int(s) for s in args.rows.split(",")):
+        runs.append(drop_once(rows, args.timeout))
+        print(runs[-1], flush=True)
+    lines = [
+        "Generated workers rows dropped into the landing folder of a fresh lake (one per size); `dg dev` "
+        "(daemon, SQLite instance, 2 runs at a time) and `lakehouse serve` running; the local model on ONNX "
+        "Runtime (fp32), 4 embedding units each in its own run.",
+        "",
+        "| rows | SQL sees every row | search finds the drop | rows/s drop -> searchable | each unit's rows/s (its progress log) |",
+        "| ---: | ---: | ---: | ---: | --- |",
+        *(
+            f"| {r['rows']:,} | {r['sql']:.0f} s | {r['search']:.0f} s ({r['search'] / 60:.1f} min) "
+            f"| {r['rows'] / r['search']:.0f} | {r['units']} |"
+            for r in runs
+        ),
+        "",
+        "Each figure includes up to ~30 s of waiting for a sensor tick (drop sensor, then automation sensor).",
+        "Embedding is nearly all of the time: two units run at once (the run queue's limit), sharing the 2 "
+        "cores (the encoder's single-process rate is in bench/results/encoder.md).",
+    ]
+    if not any(r["rows"] >= 500_000 for r in runs):
+        largest = max(runs, key=lambda r: r["rows"])
+        scale = 500_000 / largest["rows"]
+        lines += [
+            "",
+            f"500,000 rows: not run; extrapolated linearly from {largest['rows']:,}, about "
+            f"{largest['search'] * scale / 60:.0f} min until search finds the drop (SQL: about "
+            f"{largest['sql'] * scale:.0f} s, less in practice: ingest is seconds).",
+        ]
+    publish("drop_to_search", "A drop through Dagster: time until SQL and search see it", lines)
 
 
 if __name__ == "__main__":
