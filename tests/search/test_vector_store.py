@@ -122,6 +122,33 @@ def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):
     store.close()
 
 
+def test_a_search_with_two_filters_finds_their_exact_top_10(tmp_path):
+    """An AND of two columns' filters, searched through HNSW (a full-scan threshold of 10 KB keeps the
+    planner off its exact scan), finds what brute force over the matching rows finds: ACORN
+    (`HnswSettings.uses_acorn`). Without it these searches gave recall@10 0.96-0.98, as low as 0.8 for a
+    query: the payload links connect one column's values, not their intersection."""
+    vectors = clustered_vectors(12_000, 32, clusters=40, seed=1)
+    queries = clustered_vectors(50, 32, clusters=40, seed=2)
+    store = EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, full_scan_threshold_kb=10))
+    sync(store, vectors)
+    rows = np.arange(len(vectors))
+    filters = [
+        ((Condition("group", "match", 4, "integer"), Condition("label", "match", "v1-1", "keyword")),
+         (rows % 10 == 4) & (rows % 3 == 1)),
+        ((Condition("even", "match", True, "bool"), Condition("label", "match", "v1-1", "keyword")),
+         (rows % 2 == 0) & (rows % 3 == 1)),
+    ]  # fmt: skip
+    recall = []
+    for conditions, keep in filters:
+        for query in queries:
+            exact = set(np.argsort(-np.where(keep, vectors @ query, -np.inf))[:10].tolist())
+            hits = store.search("points", query, k=10, conditions=conditions)
+            assert all(keep[h.id] for h in hits)
+            recall.append(len(exact & {h.id for h in hits}) / 10)
+    assert np.mean(recall) >= 0.995, np.mean(recall)
+    store.close()
+
+
 def test_range_links_off_leaves_numeric_columns_without_payload_links_and_still_filters(tmp_path):
     """`range_links=False`: the numeric indexes are built with `enable_hnsw` off (a faster build that costs
     range-filter recall, bench/results/index_config.md), keyword and bool ones keep their links."""
@@ -263,6 +290,10 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
         "points", vectors[10], k=5, conditions=(Condition("weight", "range", {"lt": 5.0}, "float"),)
     )
     assert ranged and all(h.payload["weight"] < 5.0 for h in ranged)
+    both = (Condition("label", "match", "v1-1", "keyword"), Condition("even", "match", True, "bool"))
+    assert SMALL_INDEX.uses_acorn(both)
+    paired = store.search("points", vectors[10], k=5, conditions=both)
+    assert paired and all(h.payload["label"] == "v1-1" and h.payload["even"] for h in paired)
     info = store.info("points")
     assert (info.dim, info.model, info.payload_types) == (16, "test-model", PAYLOAD_TYPES)
     assert store.warm() == ["points"]

@@ -264,7 +264,14 @@ class EdgeVectorStore:
         ef: int | None = None,
         ids_only: bool = False,
     ) -> list[Hit]:
-        from qdrant_edge import PayloadSelector, QuantizationSearchParams, Query, QueryRequest, SearchParams
+        from qdrant_edge import (
+            AcornSearchParams,
+            PayloadSelector,
+            QuantizationSearchParams,
+            Query,
+            QueryRequest,
+            SearchParams,
+        )
 
         request = QueryRequest(
             limit=k,
@@ -273,6 +280,7 @@ class EdgeVectorStore:
             params=SearchParams(
                 hnsw_ef=ef or self.hnsw.search_ef,
                 quantization=QuantizationSearchParams(rescore=True, oversampling=self.hnsw.oversampling),
+                acorn=AcornSearchParams(enable=True) if self.hnsw.uses_acorn(conditions) else None,
             ),
             with_payload=PayloadSelector.Include([ROW_ID_KEY]) if ids_only else True,
         )

@@ -78,8 +78,21 @@ class HnswSettings:
     payload_m: int | None = 8
     range_links: bool = True  # payload links for numeric and datetime columns too (not only keyword, bool)
     search_ef: int = 128  # the query-time ef when a search names none
+    # ACORN for searches with at least this many filter conditions (None: never), see `uses_acorn`.
+    acorn_conditions: int | None = 2
     # Query-time threads of a reader's shard (None: Edge's own pool); see edge_reader.set_search_threads.
     search_threads: int | None = 1
+
+    def uses_acorn(self, conditions: tuple[Condition, ...]) -> bool:
+        """Whether a search with these filter conditions walks neighbours of neighbours (Qdrant's ACORN).
+
+        The payload links are built per value of one column, so they keep a one-column filter's graph
+        connected (recall@10 0.93-0.99 on the real model's 200K vectors, bench/results/index_config.md) but
+        not an AND of two: "shift and available" (1/8 of the rows) fell to 0.88, 0.996 with ACORN. It costs
+        5x per query there (p50 9.7 ms instead of 1.8; ef 64 gives 0.99 at 7.5 ms). Qdrant applies it only
+        while the filter keeps under 40% of the points; below its full-scan threshold it scans exactly.
+        """
+        return self.acorn_conditions is not None and len(conditions) >= self.acorn_conditions
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,7 @@ class ServerVectorStore:
                 quantization=models.QuantizationSearchParams(
                     rescore=True, oversampling=self.hnsw.oversampling
                 ),
+                acorn=models.AcornSearchParams(enable=True) if self.hnsw.uses_acorn(conditions) else None,
             ),
             with_payload=[ROW_ID_KEY] if ids_only else True,
         )
