@@ -55,12 +55,13 @@ class HnswSettings:
     the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW); `range_links`
     False leaves numeric and datetime columns without them. With the workers' 11 payload indexes those links
     are most of the build, and also what keeps recall. On the real model's vectors of 200K workers rows
-    (bench/results/index_config.md): payload_m 8 built in 89-91 s, recall@10 0.95-0.98 unfiltered and
-    0.93-0.99 under every filter; payload_m 4 took as long (89 s: the number of per-value graphs is the
-    cost, not their degree) for less recall (0.88 at worst); no numeric links built in 57 s, but a range
-    filter keeping 5% of the rows fell to 0.17; no links at all built in 22-26 s at recall 0.72-0.75
-    unfiltered and 0.00-0.86 filtered. Quality first: `payload_m=8` on every column. `quantization=None`,
-    `payload_m=None` restore Qdrant's defaults.
+    (bench/results/index_config.md, three runs): payload_m 8 built in 86-92 s, recall@10 0.95-0.98
+    unfiltered and 0.93-0.99 under every one-column filter; payload_m 4 took as long (89-90 s: the number of
+    per-value graphs is the cost, not their degree) for less recall (0.88-0.90 at worst); no numeric links
+    built in 53-57 s, but a range filter keeping 5% of the rows fell to 0.14-0.17; no links at all built in
+    22-26 s at recall 0.72-0.78 unfiltered and 0.00-0.87 filtered. Quality first: `payload_m=8` on every
+    column. `quantization=None`, `payload_m=None` restore Qdrant's defaults. Filters on two or more
+    columns: `uses_acorn`.
 
     `search_ef` 128: a query at 200K points costs 0.37 ms instead of 0.62 at 256 (held GIL, so what a
     sidecar worker can serve), recall@10 0.917 instead of 0.924 (bench/bench_edge_query.py); a request
