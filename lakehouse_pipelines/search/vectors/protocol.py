@@ -90,7 +90,7 @@ class HnswSettings:
         The payload links are built per value of one column, so they keep a one-column filter's graph
         connected (recall@10 0.93-0.99 on the real model's 200K vectors, bench/results/index_config.md) but
         not an AND of two: "shift and available" (1/8 of the rows) fell to 0.88, 0.996 with ACORN. It costs
-        5x per query there (p50 9.7 ms instead of 1.8; ef 64 gives 0.99 at 7.5 ms). Qdrant applies it only
+        5x per query there (p50 9.7 ms instead of 1.8). Qdrant applies it only
         while the filter keeps under 40% of the points; below its full-scan threshold it scans exactly.
         """
         return self.acorn_conditions is not None and len(conditions) >= self.acorn_conditions
