@@ -82,11 +82,16 @@ def _batch_rows(con: duckdb.DuckDBPyConnection, parquet: Path, columns: list[str
     return max(MIN_BATCH_ROWS, int(BATCH_BYTES / max(per_row, 1)))
 
 
-def _batches(parquet: Path, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
+def _batches(parquet: Path, columns: list[str], batch_rows: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(offset of its first row, frame) of each batch; a short batch is the last (no read of an empty tail)."""
     scan = pl.scan_parquet(parquet).select(columns)
     offset = 0
-    while (frame := scan.slice(offset, batch_rows).collect()).height:
-        yield frame
+    while True:
+        frame = scan.slice(offset, batch_rows).collect()
+        if frame.height:
+            yield offset, frame
+        if frame.height < batch_rows:
+            return
         offset += frame.height
 
 
@@ -94,8 +99,7 @@ def _check_problems(schema: pa.DataFrameSchema, parquet: Path, batch_rows: int) 
     """Run the pandera checks batch by batch; gather up to a few failing rows per column and check."""
     failures: dict[tuple[str, str], list[str]] = {}
     counts: dict[tuple[str, str], int] = {}
-    offset = 0
-    for frame in _batches(parquet, list(schema.columns), batch_rows):
+    for offset, frame in _batches(parquet, list(schema.columns), batch_rows):
         try:
             schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:
@@ -105,7 +109,6 @@ def _check_problems(schema: pa.DataFrameSchema, parquet: Path, batch_rows: int) 
                 examples = failures.setdefault(where, [])
                 if len(examples) < MAX_EXAMPLES and row["index"] is not None:
                     examples.append(f"row {offset + row['index'] + 1}: {row['failure_case']!r}")
-        offset += frame.height
     return [
         f"column {column!r} fails {check} in {counts[(column, check)]} row(s), e.g. {', '.join(examples)}"
         for (column, check), examples in failures.items()
