@@ -12,6 +12,7 @@ the same float vectors.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -32,16 +33,16 @@ from lakehouse_pipelines.search.embeddings_build import current_embeddings, iter
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore  # noqa: E402
 from lakehouse_pipelines.settings import LakeSettings  # noqa: E402
 
-# (label, hnsw_ef, quantization: None = ignore the int8 copy, else oversampling with rescoring, payload)
+# (label, hnsw_ef, quantization: None = ignore the quantized copy, else oversampling with rescoring, payload)
 CONFIGS = [
-    ("ef 256, int8 x3 rescored, payload (the default before)", 256, 3.0, True),
-    ("ef 128, int8 x3 rescored, payload", 128, 3.0, True),
-    ("ef 64, int8 x3 rescored, payload", 64, 3.0, True),
-    ("ef 128, int8 x2 rescored, payload", 128, 2.0, True),
-    ("ef 128, int8 x1 rescored, payload", 128, 1.0, True),
-    ("ef 128, int8 not rescored, payload", 128, 0.0, True),
-    ("ef 128, float vectors (int8 ignored), payload", 128, None, True),
-    ("ef 128, int8 x3 rescored, no payload", 128, 3.0, False),
+    ("ef 256, quantized x3 rescored, payload (the default before)", 256, 3.0, True),
+    ("ef 128, quantized x3 rescored, payload", 128, 3.0, True),
+    ("ef 64, quantized x3 rescored, payload", 64, 3.0, True),
+    ("ef 128, quantized x2 rescored, payload", 128, 2.0, True),
+    ("ef 128, quantized x1 rescored, payload", 128, 1.0, True),
+    ("ef 128, quantized, not rescored, payload", 128, 0.0, True),
+    ("ef 128, float vectors (quantized copy ignored), payload", 128, None, True),
+    ("ef 128, quantized x3 rescored, no payload", 128, 3.0, False),
 ]
 
 
@@ -117,6 +118,12 @@ def measure(home: Path, dataset: str, queries: np.ndarray, rounds: int) -> list[
     return [*lines, ""]
 
 
+def quantization_of(home: Path) -> str:
+    """The quantization the serve home's collections were built with (its Edge config's key: turbo, scalar)."""
+    config = next((home / "vectors").glob("*/versions/*/edge_config.json"))
+    return ", ".join(json.loads(config.read_text()).get("quantization_config") or {}) or "none"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=200)
@@ -133,7 +140,7 @@ def main() -> None:
         "reader of the published version; p50/p99 per round, median (min-max) over the rounds. Queries: "
         f"{len(texts)} role queries with qualifiers (`{texts[1]}`, `{texts[-1]}`), embedded by the real "
         "model; the collections' vectors sit around the model's embedding of each row's role. HNSW m=16, "
-        "ef_construct=100, int8 scalar quantization, k=10.",
+        f"ef_construct=100, the collections' quantization ({quantization_of(home)}, from their Edge config), k=10.",
         "",
     ]
     for n in (int(s) for s in args.points.split(",")):

@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_serve.py [--rounds 4] [--search-requests 100000] [--sql-requests 40000]
         [--workers 2] [--points 20000,200000] [--rows 50000,500000] [--starts 3]
 
-One lake home (bench/.work/serve/, rebuilt when the ingest or vector code changes) holds four datasets: the
-generated workers at two sizes for SQL (`workers_50k`, `workers_500k`) and two searchable ones (`points_20k`,
-`points_200k`: the same generator, embedded by a stand-in whose vectors cluster around the real model's
+One lake home (bench/.work/serve/, rebuilt when the ingest or vector code changes) holds five datasets: the
+generated workers at two sizes for SQL (`workers_50k`, `workers_500k`) and three searchable ones (`points_20k`,
+`points_200k`, and `points_200k_int8` built with the int8 quantization of before: the same generator, embedded by a stand-in whose vectors cluster around the real model's
 embedding of each row's role, spread along 32 fixed directions, so a real query such as "forklift operator night shift" lands among its
 neighbours; then indexed by the real vectors step). One `lakehouse serve --workers N` serves them all; then:
 
@@ -53,6 +53,7 @@ from lakehouse_pipelines.search.embedders import LOCAL_MODEL_NAME, LocalEmbedder
 from lakehouse_pipelines.search.embeddings_build import embed_dataset  # noqa: E402
 from lakehouse_pipelines.search.indexing import index_dataset  # noqa: E402
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore  # noqa: E402
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings  # noqa: E402
 from lakehouse_pipelines.settings import LakeSettings  # noqa: E402
 
 WORKERS = load_specs()["workers"]
@@ -67,7 +68,7 @@ HOME_INPUTS = [
     "lakehouse_pipelines/ingest/csv_file.py",
     "lakehouse_pipelines/ingest/type_inference.py",
 ]
-HOME_VERSION = 2
+HOME_VERSION = 3
 
 
 class RoleEmbedder:
@@ -127,16 +128,26 @@ def prepare_home(points: list[int], rows: list[int], rebuild: bool = False) -> P
         csv = WORK / "serve" / f"workers-{n}.csv"
         if not csv.exists():
             write_workers_csv(csv, n)
-        spec = replace(WORKERS, name=name_of("points", n))
-        ingest(lake, str(csv), spec)
-        started = time.perf_counter()
-        embed_dataset(lake, spec, embedder)
-        store = EdgeVectorStore(home / "vectors")
-        result = index_dataset(lake, spec, store)
-        store.close()
-        print(f"{spec.name}: {result.points:,} points in {time.perf_counter() - started:.0f}s", flush=True)
+        for name, hnsw in searchable(n, points).items():
+            spec = replace(WORKERS, name=name)
+            ingest(lake, str(csv), spec)
+            started = time.perf_counter()
+            embed_dataset(lake, spec, embedder)
+            store = EdgeVectorStore(home / "vectors", hnsw)
+            result = index_dataset(lake, spec, store)
+            store.close()
+            print(f"{name}: {result.points:,} points in {time.perf_counter() - started:.0f}s", flush=True)
     stamp.write_text(key)
     return home
+
+
+def searchable(n: int, points: list[int]) -> dict[str, HnswSettings]:
+    """The collections of `n` points: the default build, and at the largest size an int8 one beside it (the
+    quantization before turbo4), so that one run measures what the quantization changes."""
+    out = {name_of("points", n): HnswSettings()}
+    if n == max(points):
+        out[f"{name_of('points', n)}_int8"] = HnswSettings(quantization="int8")
+    return out
 
 
 def name_of(kind: str, n: int) -> str:
@@ -249,8 +260,10 @@ def endpoints(points: list[int], rows: list[int]) -> dict[str, tuple[str, dict |
     have no result cache: the index answers every one (the query embedding is cached)."""
     out: dict[str, tuple[str, dict | None, str, dict]] = {CEILING: ("/health", None, "ceiling", {})}
     for n in points:
-        body = {"dataset": name_of("points", n), "query": QUERY, "k": 10}
-        out[f"/search {n:,} points"] = ("/search", body, "search", {})
+        for name in searchable(n, points):
+            body = {"dataset": name, "query": QUERY, "k": 10}
+            label = ", int8 (the quantization before)" if name.endswith("_int8") else ""
+            out[f"/search {n:,} points{label}"] = ("/search", body, "search", {})
     for n in rows:
         table = name_of("workers", n)
         count = {"sql": f"SELECT count(*) FROM {table}"}

@@ -55,6 +55,8 @@ def build_resources(settings: LakehouseSettings) -> dict[str, dg.ConfigurableRes
             threads=configured("lakehouse_encoder_threads", int) if settings.lakehouse_encoder_threads else 0,
         ),
         "vector_store": VectorStoreResource(
-            qdrant_url=configured("qdrant_url"), qdrant_api_key=configured("qdrant_api_key")
+            qdrant_url=configured("qdrant_url"),
+            qdrant_api_key=configured("qdrant_api_key"),
+            quantization=configured("lakehouse_vector_quantization"),
         ),
     }

@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from lakehouse_pipelines.search.embedders import Embedder, build_embedder
 from lakehouse_pipelines.search.onnx_encoder import default_threads
 from lakehouse_pipelines.search.vectors import open_vector_store
-from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorStore
+from lakehouse_pipelines.search.vectors.protocol import HnswSettings, VectorStore, quantization_named
 from lakehouse_pipelines.settings import (
     DEFAULT_OLLAMA_CONCURRENCY,
     DEFAULT_OLLAMA_HOST,
@@ -68,10 +68,15 @@ def local_run_threads(instance: DagsterInstance | None) -> int | None:
 
 
 class VectorStoreResource(ConfigurableResource):
-    """Qdrant Edge under `<home>/vectors` unless `qdrant_url` names a server. HNSW parameters are explicit."""
+    """Qdrant Edge under `<home>/vectors` unless `qdrant_url` names a server. HNSW parameters are explicit.
+
+    `quantization` (turbo4, int8 or none) applies to collections created from now on: an existing one keeps
+    the quantization it was built with (a Qdrant server before 1.18 has no turbo4: int8 there).
+    """
 
     qdrant_url: str = ""
     qdrant_api_key: str = ""
+    quantization: str = "turbo4"  # a str, so that EnvVar can set it; checked by `open`
     m: int = 16
     ef_construct: int = 100
     max_indexing_threads: int = 0  # 0: every core of this machine (Edge's own "auto" used one)
@@ -81,6 +86,7 @@ class VectorStoreResource(ConfigurableResource):
 
     def open(self, home: Path) -> VectorStore:
         hnsw = HnswSettings(
+            quantization=quantization_named(self.quantization),
             m=self.m,
             ef_construct=self.ef_construct,
             max_indexing_threads=self.max_indexing_threads or os.cpu_count() or 1,

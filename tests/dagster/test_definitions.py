@@ -14,6 +14,7 @@ PRODUCTION = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKE",
     "AWS_SECRET_ACCESS_KEY": "fake-secret",
     "QDRANT_URL": "http://127.0.0.1:6333",
+    "LAKEHOUSE_VECTOR_QUANTIZATION": "int8",
     "LAKEHOUSE_EMBEDDER": "ollama",
 }
 
@@ -63,12 +64,14 @@ def test_resources_read_the_environment_through_envvar(lake_home, monkeypatch):
     assert lake.s3.endpoint_url == dg.EnvVar("AWS_ENDPOINT_URL")
     assert lake.s3.aws_secret_access_key == dg.EnvVar("AWS_SECRET_ACCESS_KEY")
     assert resources["vector_store"].qdrant_url == dg.EnvVar("QDRANT_URL")
+    assert resources["vector_store"].quantization == dg.EnvVar("LAKEHOUSE_VECTOR_QUANTIZATION")
     with dg.build_resources(
         {"embedder": resources["embedder"], "vector_store": resources["vector_store"]}
     ) as built:
         # the parts doctor probes are the parts the resources configure
         assert built.embedder.settings() == LakehouseSettings().embedder
         assert built.vector_store.settings() == LakehouseSettings().vectors
+        assert built.vector_store.open(lake_home).hnsw.quantization == "int8"
 
 
 def test_an_unset_variable_leaves_the_embedded_default(lake_home):

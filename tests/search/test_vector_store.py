@@ -6,6 +6,7 @@ calls through qdrant-client's local mode (which has no HNSW: it checks the calls
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -59,11 +60,13 @@ def sync(store, vectors, dataset="points", **kwargs):
     )
 
 
-def test_edge_hnsw_recall_at_10_against_brute_force(tmp_path):
+@pytest.mark.parametrize(("quantization", "stored"), [("turbo4", "turbo"), ("int8", "scalar"), (None, None)])
+def test_edge_hnsw_recall_at_10_against_brute_force(tmp_path, quantization, stored):
     vectors = clustered_vectors(12_000, 64, clusters=40, seed=1)
     queries = clustered_vectors(100, 64, clusters=40, seed=2)
-    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    store = EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, quantization=quantization))
     result = sync(store, vectors)
+    assert stored_quantization(tmp_path / "vectors" / "points") == stored
     info = store.info("points")
     assert (result.points, info.points, info.dim) == (12_000, 12_000, 64)
     assert info.indexed_vectors >= 11_000  # the search below goes through HNSW, not a full scan
@@ -71,6 +74,26 @@ def test_edge_hnsw_recall_at_10_against_brute_force(tmp_path):
     found = [[hit.id for hit in store.search("points", q, k=10, ef=128)] for q in queries]
     recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact.tolist(), strict=True)])
     assert recall >= 0.95, recall
+    store.close()
+
+
+def stored_quantization(base: Path) -> str | None:
+    """The quantization kind the published version's Edge config holds ("turbo", "scalar"; None: float only)."""
+    version = json.loads((base / "CURRENT").read_text())["version"]
+    config = json.loads((base / "versions" / f"{version:08d}" / "edge_config.json").read_text())
+    return next(iter(config.get("quantization_config") or {}), None)
+
+
+def test_a_collection_keeps_the_quantization_it_was_built_with(tmp_path):
+    """Changing the default (int8 -> turbo4) rebuilds nothing: a sync into an int8 collection stays int8."""
+    vectors = clustered_vectors(3_000, 32, clusters=10, seed=3)
+    sync(EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, quantization="int8")), vectors)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    assert SMALL_INDEX.quantization == "turbo4"
+    result = sync(store, vectors[:2_500], ids=range(2_500))
+    assert (result.upserted, result.deleted, result.points) == (0, 500, 2_500)
+    assert stored_quantization(tmp_path / "vectors" / "points") == "scalar"
+    assert store.search("points", vectors[7], k=1)[0].id == 7
     store.close()
 
 

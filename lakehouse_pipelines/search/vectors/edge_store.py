@@ -42,6 +42,7 @@ from lakehouse_pipelines.search.vectors.protocol import (
     Hit,
     HnswSettings,
     PayloadType,
+    Quantization,
     SyncResult,
     VectorBatch,
     VectorStoreBusy,
@@ -145,15 +146,11 @@ class EdgeVectorStore:
             EdgeOptimizersConfig,
             EdgeVectorParams,
             HnswIndexConfig,
-            ScalarQuantizationConfig,
-            ScalarType,
         )
 
         h = self.hnsw
         return EdgeConfig(
-            quantization_config=ScalarQuantizationConfig(type=ScalarType.Int8, quantile=0.99, always_ram=True)
-            if h.quantization
-            else None,
+            quantization_config=_edge_quantization(h.quantization),
             vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
             hnsw_config=HnswIndexConfig(
                 m=h.m,
@@ -404,6 +401,21 @@ def _ensure_payload_indexes(shard, payload_types: dict[str, PayloadType], range_
             column, kind = BOOL_TWIN + column, "keyword"
         if column not in have:
             shard.update(UpdateOperation.create_field_index(column, schema[kind]))
+
+
+def _edge_quantization(kind: Quantization | None):
+    from qdrant_edge import (
+        ScalarQuantizationConfig,
+        ScalarType,
+        TurboQuantBitSize,
+        TurboQuantQuantizationConfig,
+    )
+
+    if kind == "turbo4":
+        return TurboQuantQuantizationConfig(bits=TurboQuantBitSize.Bits4, always_ram=True)
+    if kind == "int8":
+        return ScalarQuantizationConfig(type=ScalarType.Int8, quantile=0.99, always_ram=True)
+    return None
 
 
 def _bool_word(value: Any) -> str | None:

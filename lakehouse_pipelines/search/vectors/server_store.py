@@ -21,6 +21,7 @@ from lakehouse_pipelines.search.vectors.protocol import (
     Hit,
     HnswSettings,
     PayloadType,
+    Quantization,
     SyncResult,
     VectorBatch,
     check_dim,
@@ -66,13 +67,7 @@ class ServerVectorStore:
             self.client.create_collection(
                 name,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-                quantization_config=models.ScalarQuantization(
-                    scalar=models.ScalarQuantizationConfig(
-                        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
-                    )
-                )
-                if h.quantization
-                else None,
+                quantization_config=_quantization(h.quantization),
                 hnsw_config=models.HnswConfigDiff(
                     m=h.m,
                     ef_construct=h.ef_construct,
@@ -182,6 +177,22 @@ class ServerVectorStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _quantization(kind: Quantization | None):
+    from qdrant_client import models
+
+    if kind == "turbo4":
+        return models.TurboQuantization(
+            turbo=models.TurboQuantQuantizationConfig(bits=models.TurboQuantBitSize.BITS4, always_ram=True)
+        )
+    if kind == "int8":
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+            )
+        )
+    return None
 
 
 def _server_filter(conditions: tuple[Condition, ...]):
