@@ -5,7 +5,7 @@
 
 One lake home (bench/.work/serve/, rebuilt when the ingest or vector code changes) holds five datasets: the
 generated workers at two sizes for SQL (`workers_50k`, `workers_500k`) and three searchable ones (`points_20k`,
-`points_200k`, and `points_200k_int8` built with the int8 quantization of before: the same generator, embedded by a stand-in whose vectors cluster around the real model's
+`points_200k`, and `points_200k_turbo4` built with TurboQuant 4-bit instead of int8: the same generator, embedded by a stand-in whose vectors cluster around the real model's
 embedding of each row's role, spread along 32 fixed directions, so a real query such as "forklift operator night shift" lands among its
 neighbours; then indexed by the real vectors step). One `lakehouse serve --workers N` serves them all; then:
 
@@ -68,7 +68,7 @@ HOME_INPUTS = [
     "lakehouse_pipelines/ingest/csv_file.py",
     "lakehouse_pipelines/ingest/type_inference.py",
 ]
-HOME_VERSION = 3
+HOME_VERSION = 4
 
 
 class RoleEmbedder:
@@ -142,11 +142,11 @@ def prepare_home(points: list[int], rows: list[int], rebuild: bool = False) -> P
 
 
 def searchable(n: int, points: list[int]) -> dict[str, HnswSettings]:
-    """The collections of `n` points: the default build, and at the largest size an int8 one beside it (the
-    quantization before turbo4), so that one run measures what the quantization changes."""
+    """The collections of `n` points: the default build, and at the largest size a turbo4 one beside it
+    (TurboQuant 4-bit instead of int8), so that one run measures what the quantization changes."""
     out = {name_of("points", n): HnswSettings()}
     if n == max(points):
-        out[f"{name_of('points', n)}_int8"] = HnswSettings(quantization="int8")
+        out[f"{name_of('points', n)}_turbo4"] = HnswSettings(quantization="turbo4")
     return out
 
 
@@ -262,7 +262,7 @@ def endpoints(points: list[int], rows: list[int]) -> dict[str, tuple[str, dict |
     for n in points:
         for name in searchable(n, points):
             body = {"dataset": name, "query": QUERY, "k": 10}
-            label = ", int8 (the quantization before)" if name.endswith("_int8") else ""
+            label = ", turbo4" if name.endswith("_turbo4") else ""
             out[f"/search {n:,} points{label}"] = ("/search", body, "search", {})
     for n in rows:
         table = name_of("workers", n)
@@ -395,7 +395,7 @@ def report(args, targets, runs, times, starts, variants: list[str]) -> list[str]
     compared = len(variants) > 1
     lines = [
         f"One `lakehouse serve --workers {args.workers}` (uvicorn, uvloop + httptools, access log on, stderr to "
-        "/dev/null) serving four datasets; wrk (2 threads, concurrency "
+        "/dev/null) serving five datasets; wrk (2 threads, concurrency "
         f"{args.connections}, no Lua response hook: each run lasts what a 2-second probe's rate needs for its "
         f"share of the requests) on the same 2 cores. {args.rounds} interleaved rounds, "
         "the order rotating; each round runs every endpoint, the framework's own ceiling (`GET /health`, a "

@@ -127,7 +127,7 @@ class LakehouseSettings(BaseSettings):
     # search
     qdrant_url: str = ""
     qdrant_api_key: SecretStr = SecretStr("")
-    lakehouse_vector_quantization: Literal["turbo4", "int8", "none"] = "turbo4"
+    lakehouse_vector_quantization: Literal["int8", "turbo4", "none"] = "int8"
     lakehouse_embedder: Literal["local", "local-int8", "ollama"] = "local"
     lakehouse_model_cache: str = ""
     lakehouse_encoder_threads: int | None = Field(None, gt=0)

@@ -70,13 +70,13 @@ def local_run_threads(instance: DagsterInstance | None) -> int | None:
 class VectorStoreResource(ConfigurableResource):
     """Qdrant Edge under `<home>/vectors` unless `qdrant_url` names a server. HNSW parameters are explicit.
 
-    `quantization` (turbo4, int8 or none) applies to collections created from now on: an existing one keeps
-    the quantization it was built with (a Qdrant server before 1.18 has no turbo4: int8 there).
+    `quantization` (int8, turbo4 or none) applies to collections created from now on: an existing one keeps
+    the quantization it was built with (a Qdrant server before 1.18 has no turbo4).
     """
 
     qdrant_url: str = ""
     qdrant_api_key: str = ""
-    quantization: str = "turbo4"  # a str, so that EnvVar can set it; checked by `open`
+    quantization: str = "int8"  # a str, so that EnvVar can set it; checked by `open`
     m: int = 16
     ef_construct: int = 100
     max_indexing_threads: int = 0  # 0: every core of this machine (Edge's own "auto" used one)

@@ -14,7 +14,7 @@ PRODUCTION = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKE",
     "AWS_SECRET_ACCESS_KEY": "fake-secret",
     "QDRANT_URL": "http://127.0.0.1:6333",
-    "LAKEHOUSE_VECTOR_QUANTIZATION": "int8",
+    "LAKEHOUSE_VECTOR_QUANTIZATION": "turbo4",
     "LAKEHOUSE_EMBEDDER": "ollama",
 }
 
@@ -71,7 +71,7 @@ def test_resources_read_the_environment_through_envvar(lake_home, monkeypatch):
         # the parts doctor probes are the parts the resources configure
         assert built.embedder.settings() == LakehouseSettings().embedder
         assert built.vector_store.settings() == LakehouseSettings().vectors
-        assert built.vector_store.open(lake_home).hnsw.quantization == "int8"
+        assert built.vector_store.open(lake_home).hnsw.quantization == "turbo4"
 
 
 def test_an_unset_variable_leaves_the_embedded_default(lake_home):

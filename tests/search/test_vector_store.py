@@ -85,14 +85,14 @@ def stored_quantization(base: Path) -> str | None:
 
 
 def test_a_collection_keeps_the_quantization_it_was_built_with(tmp_path):
-    """Changing the default (int8 -> turbo4) rebuilds nothing: a sync into an int8 collection stays int8."""
+    """Another quantization setting rebuilds nothing: a sync into a turbo4 collection keeps it turbo4."""
     vectors = clustered_vectors(3_000, 32, clusters=10, seed=3)
-    sync(EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, quantization="int8")), vectors)
+    sync(EdgeVectorStore(tmp_path / "vectors", replace(SMALL_INDEX, quantization="turbo4")), vectors)
     store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
-    assert SMALL_INDEX.quantization == "turbo4"
+    assert SMALL_INDEX.quantization == "int8"
     result = sync(store, vectors[:2_500], ids=range(2_500))
     assert (result.upserted, result.deleted, result.points) == (0, 500, 2_500)
-    assert stored_quantization(tmp_path / "vectors" / "points") == "scalar"
+    assert stored_quantization(tmp_path / "vectors" / "points") == "turbo"
     assert store.search("points", vectors[7], k=1)[0].id == 7
     store.close()
 

@@ -27,7 +27,7 @@ ROW_ID_KEY = "_id"
 BOOL_TWIN = "_b_"
 
 PayloadType = Literal["keyword", "integer", "float", "bool", "datetime"]
-Quantization = Literal["turbo4", "int8"]
+Quantization = Literal["int8", "turbo4"]
 # Manifest logical types -> payload index types
 PAYLOAD_TYPES: dict[str, PayloadType] = {
     "string": "keyword",
@@ -52,24 +52,25 @@ class HnswSettings:
     """The index parameters, always explicit: Edge's `auto` indexing threads used one core.
 
     `quantization` keeps a compressed copy of the vectors in RAM: the HNSW graph is built and searched on it
-    and the best `oversampling` x k candidates are rescored with the original float vectors. `turbo4` is
-    Qdrant's TurboQuant at 4 bits a dimension (Qdrant 1.18+), `int8` scalar quantization. On the real
-    model's vectors of 200K workers rows (bench/results/index_config.md), turbo4 costs ~20% less a query
-    (p50 0.58 ms against 0.71-0.76 unfiltered) at the same recall (unfiltered 0.95-0.97 both, the worst
-    filter 0.93-0.94 against 0.92-0.93) in half the RAM, for a build 16% longer (111 s against 95-96);
-    a query is paid on every request, a build once, so turbo4 is the default. Oversampling 2 lost 0.01-0.02
-    of recall with turbo4; 3 it stays.
+    and the best `oversampling` x k candidates are rescored with the original float vectors. `int8` is
+    scalar quantization, `turbo4` Qdrant's TurboQuant at 4 bits a dimension (Qdrant 1.18+): half the RAM
+    and 8% less sidecar CPU per `/search` at 200K points (0.91 ms against 0.98, bench/results/serve.md),
+    but a build 14-27% longer and recall that depends on the vectors: the same as int8 on the real model's
+    (four builds each: unfiltered 0.949-0.972 against 0.950-0.972, the worst one-column filter 0.932-0.940
+    against 0.924-0.938), 0.960 against 0.989 on bench_pipeline's clustered ones (bench/results/pipeline.md).
+    So int8 stays the default, and turbo4 is there for a collection that must fit in less RAM
+    (LAKEHOUSE_VECTOR_QUANTIZATION).
 
     `payload_m` is the degree of the extra links Qdrant builds per indexed payload value (filterable HNSW);
     `range_links` False leaves numeric and datetime columns without them. With the workers' 11 payload
-    indexes those links are most of the build, and also what keeps recall. On the same vectors with int8
-    (bench/results/index_config.md, three runs): payload_m 8 built in 86-92 s, recall@10 0.95-0.98
-    unfiltered and 0.93-0.99 under every one-column filter; payload_m 4 took as long (89-90 s: the number of
-    per-value graphs is the cost, not their degree) for less recall (0.88-0.90 at worst); no numeric links
-    built in 53-57 s, but a range filter keeping 5% of the rows fell to 0.14-0.17; no links at all built in
-    22-26 s at recall 0.72-0.78 unfiltered and 0.00-0.87 filtered. Quality first: `payload_m=8` on every
-    column. `quantization=None`, `payload_m=None` restore Qdrant's defaults. Filters on two or more
-    columns: `uses_acorn`.
+    indexes those links are most of the build, and also what keeps recall. On the real model's vectors of
+    200K workers rows with int8 (bench/results/index_config.md, three runs): payload_m 8 built in 86-92 s,
+    recall@10 0.95-0.98 unfiltered and 0.93-0.99 under every one-column filter; payload_m 4 took as long
+    (89-90 s: the number of per-value graphs is the cost, not their degree) for less recall (0.88-0.90 at
+    worst); no numeric links built in 53-57 s, but a range filter keeping 5% of the rows fell to 0.14-0.17;
+    no links at all built in 22-26 s at recall 0.72-0.78 unfiltered and 0.00-0.87 filtered. Quality first:
+    `payload_m=8` on every column. `quantization=None`, `payload_m=None` restore Qdrant's defaults. Filters
+    on two or more columns: `uses_acorn`.
 
     `search_ef` 128: a query at 200K points costs 0.37 ms instead of 0.62 at 256 (held GIL, so what a
     sidecar worker can serve), recall@10 0.917 instead of 0.924 (bench/bench_edge_query.py); a request
@@ -82,7 +83,7 @@ class HnswSettings:
     max_indexing_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Segments under this size stay brute force; 2,000 KB is ~1,300 384-d vectors.
     indexing_threshold_kb: int = 2_000
-    quantization: Quantization | None = "turbo4"
+    quantization: Quantization | None = "int8"
     oversampling: float = 3.0
     payload_m: int | None = 8
     range_links: bool = True  # payload links for numeric and datetime columns too (not only keyword, bool)
@@ -105,12 +106,12 @@ class HnswSettings:
 
 
 def quantization_named(name: str) -> Quantization | None:
-    """A setting's spelling (LAKEHOUSE_VECTOR_QUANTIZATION: turbo4, int8 or none) as `HnswSettings.quantization`."""
+    """A setting's spelling (LAKEHOUSE_VECTOR_QUANTIZATION: int8, turbo4 or none) as `HnswSettings.quantization`."""
     if name == "none":
         return None
     if name in get_args(Quantization):
         return name  # type: ignore[return-value]
-    raise LakehouseError(f"vector quantization must be turbo4, int8 or none, not {name[:40]!r}")
+    raise LakehouseError(f"vector quantization must be int8, turbo4 or none, not {name[:40]!r}")
 
 
 @dataclass(frozen=True)
