@@ -104,7 +104,8 @@ def measure(home: Path, dataset: str, queries: np.ndarray, rounds: int) -> list[
                         recall[label].append(len(got & exact[i]) / 10 if payload else float("nan"))
     store.close()
     lines = [
-        f"#### {dataset}: {len(ids):,} points, {len(queries)} queries x {rounds} rounds",
+        f"#### {dataset}: {len(ids):,} points ({quantization_of(home, dataset)} quantization), "
+        f"{len(queries)} queries x {rounds} rounds",
         "",
         "| search parameters | p50 ms | p99 ms | recall@10 |",
         "|---|---|---|---|",
@@ -118,9 +119,9 @@ def measure(home: Path, dataset: str, queries: np.ndarray, rounds: int) -> list[
     return [*lines, ""]
 
 
-def quantization_of(home: Path) -> str:
-    """The quantization the serve home's collections were built with (its Edge config's key: turbo, scalar)."""
-    config = next((home / "vectors").glob("*/versions/*/edge_config.json"))
+def quantization_of(home: Path, dataset: str) -> str:
+    """The quantization `dataset`'s collection was built with (its Edge config's key: scalar, turbo)."""
+    config = next((home / "vectors" / dataset).glob("versions/*/edge_config.json"))
     return ", ".join(json.loads(config.read_text()).get("quantization_config") or {}) or "none"
 
 
@@ -140,7 +141,7 @@ def main() -> None:
         "reader of the published version; p50/p99 per round, median (min-max) over the rounds. Queries: "
         f"{len(texts)} role queries with qualifiers (`{texts[1]}`, `{texts[-1]}`), embedded by the real "
         "model; the collections' vectors sit around the model's embedding of each row's role. HNSW m=16, "
-        f"ef_construct=100, the collections' quantization ({quantization_of(home)}, from their Edge config), k=10.",
+        "ef_construct=100, k=10; each collection's quantization as its Edge config says.",
         "",
     ]
     for n in (int(s) for s in args.points.split(",")):
