@@ -325,6 +325,31 @@ def test_server_store_through_qdrant_client_local_mode(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("quantization", "kind"), [("int8", "ScalarQuantization"), ("turbo4", "TurboQuantization")]
+)
+def test_server_store_creates_its_collection_with_the_quantization_asked(
+    tmp_path, monkeypatch, quantization, kind
+):
+    """Local mode keeps no quantization config, so the create call it receives is what is checked."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(tmp_path / "qdrant-local"))
+    created = {}
+    real_create = client.create_collection
+
+    def create_collection(name, **kwargs):
+        created.update(kwargs)
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(client, "create_collection", create_collection)
+    store = ServerVectorStore(client, replace(SMALL_INDEX, quantization=quantization))
+    sync(store, clustered_vectors(50, 16, clusters=2))
+    assert type(created["quantization_config"]).__name__ == kind
+    assert store.search("points", clustered_vectors(1, 16, clusters=2)[0], k=3)
+    store.close()
+
+
 def test_open_vector_store_picks_edge_or_a_server(tmp_path):
     assert isinstance(open_vector_store(tmp_path), EdgeVectorStore)
     assert open_vector_store(tmp_path).root == tmp_path / "vectors"
