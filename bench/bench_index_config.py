@@ -179,12 +179,11 @@ def main() -> None:
         f"{args.rows:,} generated workers rows embedded by `{LOCAL_INT8_MODEL_NAME}` (the workers template: "
         f"role, city, skills, certifications, shift, resume); {len(queries)} role queries embedded by the same "
         "model. `index_dataset` into a fresh Qdrant Edge collection per configuration (int8 scalar "
-        "quantization unless it says turbo4, Qdrant's TurboQuant at 4 bits, rescoring with oversampling 3, ef_construct 100, 2 indexing "
-        "threads, 11 payload indexes), then each query with no "
-        "filter, with an equality filter on a column (the value taken from a random row, so it matches) and "
-        "with a range of hourly_rate holding 25% or 5% of the rows (from a random row's value), and with two "
-        "of those filters at once. Recall@10 "
-        "against numpy brute force over the same vectors (filtered: over the matching rows); search ef 128, "
+        "quantization unless it says turbo4, Qdrant's TurboQuant at 4 bits, rescoring with oversampling 3, "
+        "ef_construct 100, 2 indexing threads, 11 payload indexes), then each query with no filter, with an "
+        "equality filter on a column (the value taken from a random row, so it matches) and with a range of "
+        "hourly_rate holding 25% or 5% of the rows (from a random row's value), and with two of those "
+        "filters at once. Recall@10 against numpy brute force over the same vectors (filtered: over the matching rows); search ef 128, "
         "k=10; one build per configuration (a build's recall varies by ~0.02 from one build to the next).",
         "",
         "| configuration | index s | HNSW s | vectors/s | "

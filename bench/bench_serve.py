@@ -5,8 +5,9 @@
 
 One lake home (bench/.work/serve/, rebuilt when the ingest or vector code changes) holds five datasets: the
 generated workers at two sizes for SQL (`workers_50k`, `workers_500k`) and three searchable ones (`points_20k`,
-`points_200k`, and `points_200k_turbo4` built with TurboQuant 4-bit instead of int8: the same generator, embedded by a stand-in whose vectors cluster around the real model's
-embedding of each row's role, spread along 32 fixed directions, so a real query such as "forklift operator night shift" lands among its
+`points_200k`, and `points_200k_turbo4` indexed with TurboQuant 4-bit instead of int8: the same generator,
+embedded by a stand-in whose vectors cluster around the real model's embedding of each row's role, spread
+along 32 fixed directions, so a real query such as "forklift operator night shift" lands among its
 neighbours; then indexed by the real vectors step). One `lakehouse serve --workers N` serves them all; then:
 
 1. load: wrk at concurrency 10 on every endpoint in turn, in interleaved rounds (the order rotating), the

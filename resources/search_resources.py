@@ -76,7 +76,9 @@ class VectorStoreResource(ConfigurableResource):
 
     qdrant_url: str = ""
     qdrant_api_key: str = ""
-    quantization: str = "int8"  # a str, so that EnvVar can set it; checked by `open`
+    quantization: str = (
+        HnswSettings.quantization or "none"
+    )  # a str, so that EnvVar can set it; `open` checks it
     m: int = 16
     ef_construct: int = 100
     max_indexing_threads: int = 0  # 0: every core of this machine (Edge's own "auto" used one)

@@ -111,7 +111,9 @@ def quantization_named(name: str) -> Quantization | None:
         return None
     if name in get_args(Quantization):
         return name  # type: ignore[return-value]
-    raise LakehouseError(f"vector quantization must be int8, turbo4 or none, not {name[:40]!r}")
+    raise LakehouseError(
+        f"vector quantization must be {', '.join(get_args(Quantization))} or none, not {name[:40]!r}"
+    )
 
 
 @dataclass(frozen=True)
