@@ -97,6 +97,35 @@ def test_a_collection_keeps_the_quantization_it_was_built_with(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize(("segments", "kept"), [("default", True), (2, False)])
+def test_an_append_builds_a_segment_of_its_own_and_leaves_the_indexed_one(tmp_path, segments, kept):
+    """By default an append's points get their own small segment and the first build's indexed segment
+    stays as it was. An optimizer allowed only 2 segments (the indexed one and the appendable one: what
+    Qdrant's one-per-core default gives on 2 cores) merges the append into it, building its links again."""
+    vectors = clustered_vectors(5_500, 32, clusters=10, seed=4)
+    hnsw = SMALL_INDEX if segments == "default" else replace(SMALL_INDEX, segments=segments)
+    store = EdgeVectorStore(tmp_path / "vectors", hnsw)
+    sync(store, vectors[:4_000])
+    (indexed,) = hnsw_segments(tmp_path / "vectors" / "points" / "work")
+    result = sync(store, vectors)  # 1,500 32-d points: 188 KB, over the 100 KB indexing threshold
+    assert (result.upserted, result.points) == (1_500, 5_500)
+    after = hnsw_segments(tmp_path / "vectors" / "points" / "work")
+    assert (indexed in after, len(after)) == ((True, 2) if kept else (False, 1))
+    assert store.info("points").indexed_vectors == 5_500
+    exact = np.argsort(-(vectors[5_000] @ vectors.T))[:10].tolist()
+    assert [hit.id for hit in store.search("points", vectors[5_000], k=10, ef=128)] == exact
+    store.close()
+
+
+def hnsw_segments(shard: Path) -> set[str]:
+    """The shard's HNSW-indexed segments (beside them: the appendable one, plain), by their segment.json."""
+    return {
+        p.parent.name
+        for p in (shard / "segments").glob("*/segment.json")
+        if json.loads(p.read_text())["config"]["vector_data"][""]["index"]["type"] == "hnsw"
+    }
+
+
 def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):
     vectors = clustered_vectors(500, 16, clusters=5)
     store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)

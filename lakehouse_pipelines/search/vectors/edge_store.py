@@ -159,7 +159,9 @@ class EdgeVectorStore:
                 max_indexing_threads=h.max_indexing_threads,
                 payload_m=h.payload_m,
             ),
-            optimizers=EdgeOptimizersConfig(indexing_threshold=h.indexing_threshold_kb),
+            optimizers=EdgeOptimizersConfig(
+                indexing_threshold=h.indexing_threshold_kb, default_segment_number=h.segments
+            ),
         )
 
     def _publish(

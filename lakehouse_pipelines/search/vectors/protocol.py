@@ -75,6 +75,15 @@ class HnswSettings:
     `search_ef` 128: a query at 200K points costs 0.37 ms instead of 0.62 at 256 (held GIL, so what a
     sidecar worker can serve), recall@10 0.917 instead of 0.924 (bench/bench_edge_query.py); a request
     can still ask for more with `ef`.
+
+    `segments` is the number of segments Edge's optimizer keeps before it merges the smallest (Qdrant's
+    `default_segment_number`; None: Qdrant's own, one per core). An append lands in a segment of its own,
+    so with one per core on 2 cores every append was merged into the big segment, rebuilding most of its
+    links: 5,000 rows appended to 200K took 80-94 s of HNSW work (a full build: 146 s). With 3 (the
+    indexed segment, the one appends build up, the appendable one) the same append took 1.2-2.1 s and the
+    appends' segment is what later appends merge with; a search then walks one more segment, +16-23% per
+    query at 200K points (bench/results/pipeline.md). Edge only: a Qdrant server optimizes in the
+    background and searches its segments in parallel, so its own default stands.
     """
 
     m: int = 16
@@ -83,6 +92,7 @@ class HnswSettings:
     max_indexing_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Segments under this size stay brute force; 2,000 KB is ~1,300 384-d vectors.
     indexing_threshold_kb: int = 2_000
+    segments: int | None = 3
     quantization: Quantization | None = "int8"
     oversampling: float = 3.0
     payload_m: int | None = 8
