@@ -79,11 +79,12 @@ class HnswSettings:
     `segments` is the number of segments Edge's optimizer keeps before it merges the smallest (Qdrant's
     `default_segment_number`; None: Qdrant's own, one per core). An append lands in a segment of its own,
     so with one per core on 2 cores every append was merged into the big segment, rebuilding most of its
-    links: 5,000 rows appended to 200K took 80-94 s of HNSW work (a full build: 146 s). With 3 (the
+    links: 5,000 rows appended to 200K took 80-94 s of HNSW work (a full build: 131-146 s). With 3 (the
     indexed segment, the one appends build up, the appendable one) the same append took 1.2-2.1 s and the
-    appends' segment is what later appends merge with; a search then walks one more segment, +16-23% per
-    query at 200K points (bench/results/pipeline.md). Edge only: a Qdrant server optimizes in the
-    background and searches its segments in parallel, so its own default stands.
+    appends' segment is what later appends merge with; a search then walks one more segment, +15-23% per
+    query at 200K points (bench/results/pipeline.md, and three appends in a row in a screening run). Edge
+    only: a Qdrant server optimizes in the background and searches its segments in parallel, so its own
+    default stands.
     """
 
     m: int = 16
