@@ -183,7 +183,8 @@ def main() -> None:
         "ef_construct 100, 2 indexing threads, 11 payload indexes), then each query with no filter, with an "
         "equality filter on a column (the value taken from a random row, so it matches) and with a range of "
         "hourly_rate holding 25% or 5% of the rows (from a random row's value), and with two of those "
-        "filters at once. Recall@10 against numpy brute force over the same vectors (filtered: over the matching rows); search ef 128, "
+        "filters at once. Recall@10 against numpy brute force over the same vectors (filtered: over the "
+        "matching rows); search ef 128, "
         "k=10; one build per configuration (a build's recall varies by ~0.02 from one build to the next).",
         "",
         "| configuration | index s | HNSW s | vectors/s | "

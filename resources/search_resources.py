@@ -79,8 +79,8 @@ class VectorStoreResource(ConfigurableResource):
     quantization: str = (
         HnswSettings.quantization or "none"
     )  # a str, so that EnvVar can set it; `open` checks it
-    m: int = 16
-    ef_construct: int = 100
+    m: int = HnswSettings.m
+    ef_construct: int = HnswSettings.ef_construct
     max_indexing_threads: int = 0  # 0: every core of this machine (Edge's own "auto" used one)
 
     def settings(self) -> VectorStoreSettings:
