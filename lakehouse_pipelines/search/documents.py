@@ -71,10 +71,16 @@ def iter_rows(
     spec: EmbeddingSpec,
     batch_rows: int = BATCH_ROWS,
     unit: EmbeddingUnit = WHOLE,
+    *,
+    texts: bool = True,
 ) -> Iterator[RowBatch]:
-    """Every current row of the dataset's `unit` (newest object wins per id), in id order, in batches."""
+    """Every current row of the dataset's `unit` (newest object wins per id), in id order, in batches.
+
+    `texts` False reads only the id and payload columns and renders nothing (`RowBatch.texts` is empty): the
+    vectors sync needs no text, and the template's columns (a resume, say) are most of a row's bytes.
+    """
     check_spec(spec, manifest)
-    text_columns = template_columns(spec.template)
+    text_columns = template_columns(spec.template) if texts else []
     columns = list(dict.fromkeys([spec.id_column, *text_columns, *spec.payload]))
     with _local_objects(lake, manifest) as paths, _connection(lake.scratch) as con:
         selects = " UNION ALL ".join(
@@ -92,7 +98,7 @@ def iter_rows(
             rows = batch.to_pylist()
             yield RowBatch(
                 ids=[r[spec.id_column] for r in rows],
-                texts=[render(spec.template, r) for r in rows],
+                texts=[render(spec.template, r) for r in rows] if texts else [],
                 payloads=[{c: _json_value(r[c]) for c in spec.payload} for r in rows],
             )
 

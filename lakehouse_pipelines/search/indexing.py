@@ -107,7 +107,7 @@ def prefetched(batches: Iterator[VectorBatch], depth: int = 2) -> Iterator[Vecto
 def _vector_batches(lake: Lake, spec: DatasetSpec, pointer: EmbeddingsPointer) -> Iterator[VectorBatch]:
     manifest = manifest_at(lake, spec.name, pointer.manifest_version)
     unit = spec.embedding.unit(pointer.unit)
-    rows = iter_rows(lake, manifest, spec.embedding, unit=unit)
+    rows = iter_rows(lake, manifest, spec.embedding, unit=unit, texts=False)
     vectors = iter_embeddings(lake, pointer)
     pending_rows: list = []
     for ids, hashes, matrix in vectors:
