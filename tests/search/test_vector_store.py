@@ -7,6 +7,7 @@ calls through qdrant-client's local mode (which has no HNSW: it checks the calls
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import threading
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock, Timeout
 
-from lakehouse_pipelines.search.vectors import open_vector_store
+from lakehouse_pipelines.search.vectors import edge_store, open_vector_store
 from lakehouse_pipelines.search.vectors.edge_store import EdgeVectorStore
 from lakehouse_pipelines.search.vectors.protocol import (
     Condition,
@@ -124,6 +126,58 @@ def hnsw_segments(shard: Path) -> set[str]:
         for p in (shard / "segments").glob("*/segment.json")
         if json.loads(p.read_text())["config"]["vector_data"][""]["index"]["type"] == "hnsw"
     }
+
+
+def test_a_first_build_is_searchable_exactly_before_its_hnsw_index_is_built(tmp_path, monkeypatch, caplog):
+    """A collection no reader can search yet is published as soon as its points are written (Edge searches
+    the unindexed segment by brute force: exact), then again once indexed; readers swap to the indexed one.
+    A published collection's next sync publishes once, indexed: its searches never fall back to a scan."""
+    monkeypatch.setattr(edge_store, "SEARCHABLE_BEFORE_INDEX_POINTS", 3_000)
+    vectors = clustered_vectors(5_000, 32, clusters=10, seed=9)
+    store = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)
+    reader = EdgeVectorStore(tmp_path / "vectors", SMALL_INDEX)  # the sidecar's side
+    seen = {}
+
+    class SearchWhileIndexing(logging.Handler):
+        def emit(self, record):  # the writer logs this between the first publish and its HNSW build
+            if "searchable" in record.getMessage():
+                seen["info"] = reader.info("points")
+                seen["hits"] = [hit.id for hit in reader.search("points", vectors[42], k=10)]
+
+    caplog.set_level(logging.INFO, logger=edge_store.__name__)
+    handler = SearchWhileIndexing()
+    logging.getLogger(edge_store.__name__).addHandler(handler)
+    try:
+        result = sync(store, vectors)
+    finally:
+        logging.getLogger(edge_store.__name__).removeHandler(handler)
+    assert (seen["info"].version, seen["info"].points, seen["info"].indexed_vectors) == (1, 5_000, 0)
+    assert seen["hits"] == np.argsort(-(vectors @ vectors[42]))[:10].tolist()
+    assert (result.version, store.info("points").indexed_vectors) == (2, 5_000)
+    assert "publish unindexed" in result.phases
+    assert result.searchable_after < result.seconds - result.phases["index"]
+    unindexed = tmp_path / "vectors" / "points" / "versions" / "00000001"
+    deadline = time.monotonic() + 30
+    while not released(unindexed) and time.monotonic() < deadline:  # the reader swaps in the background
+        assert reader.search("points", vectors[42], k=10)[0].id == 42
+        time.sleep(0.1)
+    assert released(unindexed)
+
+    appended = sync(store, np.vstack([vectors, clustered_vectors(500, 32, clusters=10, seed=10)]))
+    assert (appended.upserted, appended.version, appended.searchable_after) == (500, 3, appended.seconds)
+    assert "publish unindexed" not in appended.phases
+    assert not unindexed.exists()  # the next publish prunes the unindexed copy
+    reader.close()
+    store.close()
+
+
+def released(version: Path) -> bool:
+    """No reader holds this published version (readers hold its lock while they serve it)."""
+    try:
+        with FileLock(str(version) + ".lock", timeout=0):
+            return True
+    except Timeout:
+        return False
 
 
 def test_sync_upserts_changed_rows_deletes_removed_ones_and_filters(tmp_path):

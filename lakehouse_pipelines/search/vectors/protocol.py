@@ -186,6 +186,9 @@ class SyncResult:
     version: int
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)  # where the time went, seconds per phase
+    # Seconds until readers could search the new points: sooner than `seconds` when a first build was
+    # published before its HNSW index (edge_store._searchable_before_index).
+    searchable_after: float | None = None
 
     @classmethod
     def of(
@@ -196,7 +199,9 @@ class SyncResult:
         version: int,
         started: float,
         phases: dict[str, float] | None = None,
+        searchable_after: float | None = None,
     ) -> SyncResult:
+        seconds = time.perf_counter() - started
         return cls(
             dataset,
             counts.upserted,
@@ -204,8 +209,9 @@ class SyncResult:
             counts.unchanged,
             points,
             version,
-            time.perf_counter() - started,
+            seconds,
             phases or {},
+            seconds if searchable_after is None else searchable_after,
         )
 
     def metadata(self) -> dict:
@@ -216,7 +222,8 @@ class SyncResult:
             "points": self.points,
             "version": self.version,
             "seconds": round(self.seconds, 3),
-            **{f"{phase}_seconds": round(value, 3) for phase, value in self.phases.items()},
+            "searchable_after_seconds": round(self.searchable_after or self.seconds, 3),
+            **{f"{phase.replace(' ', '_')}_seconds": round(value, 3) for phase, value in self.phases.items()},
         }
 
 
