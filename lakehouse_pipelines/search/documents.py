@@ -15,6 +15,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from lakehouse_pipelines.datasets import EmbeddingSpec, EmbeddingUnit
 from lakehouse_pipelines.errors import LakehouseError
 from lakehouse_pipelines.lake import Lake
@@ -73,15 +75,18 @@ def iter_rows(
     unit: EmbeddingUnit = WHOLE,
     *,
     texts: bool = True,
+    payloads: bool = True,
 ) -> Iterator[RowBatch]:
     """Every current row of the dataset's `unit` (newest object wins per id), in id order, in batches.
 
-    `texts` False reads only the id and payload columns and renders nothing (`RowBatch.texts` is empty): the
-    vectors sync needs no text, and the template's columns (a resume, say) are most of a row's bytes.
+    Each caller reads only what it uses: embedding needs the texts (`payloads` False), the vectors sync the
+    payloads (`texts` False, which skips the template's columns, most of a row's bytes); what is not read
+    comes back as an empty list.
     """
     check_spec(spec, manifest)
     text_columns = template_columns(spec.template) if texts else []
-    columns = list(dict.fromkeys([spec.id_column, *text_columns, *spec.payload]))
+    payload_columns = list(dict.fromkeys(spec.payload)) if payloads else []
+    columns = list(dict.fromkeys([spec.id_column, *text_columns, *payload_columns]))
     with _local_objects(lake, manifest) as paths, _connection(lake.scratch) as con:
         selects = " UNION ALL ".join(
             f"SELECT {_select_list(columns)}, {position} AS _object FROM read_parquet(${position + 1}) "
@@ -95,12 +100,23 @@ def iter_rows(
         )
         reader = con.execute(query, [str(p) for p in paths]).to_arrow_reader(batch_rows)
         for batch in reader:
-            rows = batch.to_pylist()
             yield RowBatch(
-                ids=[r[spec.id_column] for r in rows],
-                texts=[render(spec.template, r) for r in rows] if texts else [],
-                payloads=[{c: _json_value(r[c]) for c in spec.payload} for r in rows],
+                ids=batch.column(spec.id_column).to_pylist(),
+                texts=[render(spec.template, r) for r in batch.select(text_columns).to_pylist()]
+                if texts
+                else [],
+                payloads=_payloads(batch.select(payload_columns)) if payloads else [],
             )
+
+
+def _payloads(batch: pa.RecordBatch) -> list[dict]:
+    """The batch's rows as JSON-typed dicts: only date and timestamp columns need a value converted."""
+    rows = batch.to_pylist()
+    temporal = [f.name for f in batch.schema if pa.types.is_date(f.type) or pa.types.is_timestamp(f.type)]
+    for row in rows if temporal else ():
+        for column in temporal:
+            row[column] = _json_value(row[column])
+    return rows
 
 
 def _select_list(columns: list[str]) -> str:

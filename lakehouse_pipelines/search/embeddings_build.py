@@ -138,7 +138,7 @@ def build_embeddings(
     pending = _Pending(cache)
     try:
         expected = max(1, manifest.row_count // unit.count)  # rows are spread evenly by the hash
-        for batch in iter_rows(lake, manifest, spec.embedding, batch_rows, unit):
+        for batch in iter_rows(lake, manifest, spec.embedding, batch_rows, unit, payloads=False):
             hashes = [text_sha256(t) for t in batch.texts]
             vectors, new = _vectors_for(batch, hashes, cache, pending, embedder)
             embedded += new
