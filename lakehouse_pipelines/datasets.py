@@ -40,10 +40,20 @@ class EmbeddingUnit:
         return f"{self.index:02d}"
 
     def where(self, id_sql: str) -> str:
-        """The SQL filter that keeps this unit's rows (nothing to filter for a single unit)."""
+        """The SQL filter that keeps this unit's rows (nothing to filter for a single unit).
+
+        The unit is `md5_number(id text) % count`. DuckDB's 128-bit modulo costs ~2.7 us a row (0.55 s per
+        unit at 200K rows, paid by every unit's embedding and by every sync), so the same remainder comes
+        from the digest's two 64-bit halves: md5_number = lower * 2^64 + upper, hence
+        ((lower % n) * (2^64 % n) + upper % n) % n, ten times cheaper and the same unit for every row.
+        """
         if self.count == 1:
             return "true"
-        return f"md5_number(CAST({id_sql} AS VARCHAR)) % {self.count} = {self.index}"
+        digest, n = f"CAST({id_sql} AS VARCHAR)", self.count
+        return (
+            f"((md5_number_lower({digest}) % {n}) * {2**64 % n} + md5_number_upper({digest}) % {n}) % {n} "
+            f"= {self.index}"
+        )
 
 
 @dataclass(frozen=True)

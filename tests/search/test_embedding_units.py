@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pytest
 
@@ -100,6 +101,19 @@ def test_the_units_partition_the_rows_by_a_stable_hash(lake, tmp_path):
     assert per_unit[1] == [
         i for b in iter_rows(lake, manifest, WORKERS.embedding, unit=EmbeddingUnit(1, 4)) for i in b.ids
     ]
+
+
+def test_a_rows_unit_is_md5_number_of_its_id_text_modulo_the_unit_count():
+    """The cheap 64-bit form of the unit filter keeps exactly the rows the plain 128-bit definition does."""
+    ids = duckdb.sql(
+        "SELECT i AS id FROM range(-500, 3000) t(i) UNION ALL SELECT 'id-' || i FROM range(500) t(i)"
+    )
+    for count in (2, 3, 4, 7, 10, 37):
+        for index in range(count):
+            unit = EmbeddingUnit(index, count)
+            cheap = ids.filter(unit.where("id")).order("id").fetchall()
+            plain = ids.filter(f"md5_number(CAST(id AS VARCHAR)) % {count} = {index}").order("id").fetchall()
+            assert cheap == plain and cheap, (count, index)
 
 
 def test_several_units_run_at_once_in_separate_processes(lake, lake_home, tmp_path):
