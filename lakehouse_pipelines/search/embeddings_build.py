@@ -29,7 +29,7 @@ from lakehouse_pipelines.lake.storage import LocalStorage
 from lakehouse_pipelines.search.documents import BATCH_ROWS, WHOLE, RowBatch, iter_rows
 from lakehouse_pipelines.search.embedders import Embedder
 from lakehouse_pipelines.search.embedding_cache import (
-    VECTOR_COMPRESSION,
+    VECTOR_PARQUET,
     EmbeddingCache,
     model_slug,
     text_sha256,
@@ -144,7 +144,7 @@ def build_embeddings(
             embedded += new
             dim = vectors.shape[1]
             table = _table(batch.ids, hashes, vectors)
-            writer = writer or pq.ParquetWriter(staged, table.schema, compression=VECTOR_COMPRESSION)
+            writer = writer or pq.ParquetWriter(staged, table.schema, **VECTOR_PARQUET)
             writer.write_table(table)
             for row_id, h in zip(batch.ids, hashes, strict=True):
                 identity.update(f"{row_id}\x1f{h}\x1e".encode())
