@@ -275,26 +275,7 @@ class EdgeVectorStore:
         ef: int | None = None,
         ids_only: bool = False,
     ) -> list[Hit]:
-        from qdrant_edge import (
-            AcornSearchParams,
-            PayloadSelector,
-            QuantizationSearchParams,
-            Query,
-            QueryRequest,
-            SearchParams,
-        )
-
-        request = QueryRequest(
-            limit=k,
-            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-            filter=_edge_filter(conditions),
-            params=SearchParams(
-                hnsw_ef=ef or self.hnsw.search_ef,
-                quantization=QuantizationSearchParams(rescore=True, oversampling=self.hnsw.oversampling),
-                acorn=AcornSearchParams(enable=True) if self.hnsw.uses_acorn(conditions) else None,
-            ),
-            with_payload=PayloadSelector.Include([ROW_ID_KEY]) if ids_only else True,
-        )
+        request = query_request(self.hnsw, vector, k, conditions, ef, ids_only)
         with self._reader(dataset).shard() as (shard, dim):
             check_dim(dataset, dim, len(vector), "the query embedder")
             points = shard.query(request)
@@ -329,6 +310,37 @@ class EdgeVectorStore:
             for reader in self._readers.values():
                 reader.close()
             self._readers.clear()
+
+
+def query_request(
+    hnsw: HnswSettings,
+    vector: np.ndarray,
+    k: int,
+    conditions: tuple[Condition, ...] = (),
+    ef: int | None = None,
+    ids_only: bool = False,
+):
+    """The Edge query a search runs: rescored quantized HNSW, ACORN for multi-column filters (HnswSettings)."""
+    from qdrant_edge import (
+        AcornSearchParams,
+        PayloadSelector,
+        QuantizationSearchParams,
+        Query,
+        QueryRequest,
+        SearchParams,
+    )
+
+    return QueryRequest(
+        limit=k,
+        query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+        filter=_edge_filter(conditions),
+        params=SearchParams(
+            hnsw_ef=ef or hnsw.search_ef,
+            quantization=QuantizationSearchParams(rescore=True, oversampling=hnsw.oversampling),
+            acorn=AcornSearchParams(enable=True) if hnsw.uses_acorn(conditions) else None,
+        ),
+        with_payload=PayloadSelector.Include([ROW_ID_KEY]) if ids_only else True,
+    )
 
 
 def _searchable_before_index(current: dict | None, model: str, shard) -> bool:
