@@ -5,7 +5,7 @@ Each size runs on a fresh lake (empty embedding cache, empty collection): rows a
 `embed_dataset` (reading rows, rendering, hashing, the cache, writing the units' Parquet) and `index_dataset`
 (reading rows and vectors again, the diff, upserts, the HNSW build, flush, the published copy), each timed,
 with the sync's own phases, and two end points: *searchable* (a first build is published as soon as its points
-are written, and Edge searches it exactly until the HNSW-indexed version replaces it) and *indexed*. Then
+are written, and Edge searches it by brute force until the HNSW-indexed version replaces it) and *indexed*. Then
 recall@10 of 100 queries against numpy brute force (outside the timing), and of 30 on the version published
 before the index.
 Then a drop of 2.5% more rows (new ids) is appended and embedded and indexed again, timed the same way,
@@ -216,7 +216,7 @@ def main() -> None:
         "configurations run interleaved, round by round. Then a drop of 2.5% more rows (new ids) is ingested, "
         "embedded and indexed: *append* is that embed + index, its HNSW part in brackets (a drop under the "
         "indexing threshold, ~1,300 vectors, is not indexed: 0.0). *Searchable*: until readers could search "
-        "every row (a first build is published before its HNSW index and searched exactly meanwhile: its search "
+        "every row (a first build is published before its HNSW index and searched by brute force meanwhile: its search "
         "p50 and recall are measured on that version afterwards, 30 queries); *indexed*: until the HNSW-indexed "
         "version is published. *Search p50* is the recall queries' own "
         "timing with numpy brute force between them (cold caches: noisy; warm query costs are in "
