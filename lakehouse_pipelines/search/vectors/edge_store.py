@@ -183,7 +183,7 @@ class EdgeVectorStore:
         dataset: str,
         model: str,
         dim: int,
-        info,
+        info: Any,
         payload_types: dict[str, PayloadType],
     ) -> int:
         """Copy the flushed work shard (`info`: its ShardInfo) to a new version directory, then swap CURRENT to it."""
