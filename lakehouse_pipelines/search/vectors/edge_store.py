@@ -110,11 +110,11 @@ class EdgeVectorStore:
                 )
                 searchable_after = None
                 if counts.upserted or counts.deleted or stale:
-                    early = None
-                    if _searchable_before_index(current, model, shard):
+                    written = shard.info()
+                    if _searchable_before_index(current, model, written.points_count):
                         shard.flush()
                         mark = time.perf_counter()
-                        early = self._publish(base, dataset, model, dim, shard.info(), payload_types)
+                        early = self._publish(base, dataset, model, dim, written, payload_types)
                         phases["publish unindexed"] = time.perf_counter() - mark
                         searchable_after = time.perf_counter() - started
                         log.info(
@@ -343,7 +343,7 @@ def query_request(
     )
 
 
-def _searchable_before_index(current: dict | None, model: str, shard) -> bool:
+def _searchable_before_index(current: dict | None, model: str, points: int) -> bool:
     """Whether to publish the points before the HNSW build as well as after it.
 
     Edge searches a segment that has no HNSW index yet by brute force: exact on float or int8 vectors
@@ -356,7 +356,7 @@ def _searchable_before_index(current: dict | None, model: str, shard) -> bool:
     """
     if current is not None and current.get("model") == model:
         return False
-    return shard.info().points_count >= SEARCHABLE_BEFORE_INDEX_POINTS
+    return points >= SEARCHABLE_BEFORE_INDEX_POINTS
 
 
 class _TimedBatches:
